@@ -1,0 +1,3 @@
+"""pytest fixtures for a real postgres service started by the suite."""
+
+from __future__ import annotations
