@@ -1,0 +1,144 @@
+"""The global route scheduler's policy (pure).
+
+One queue of route tasks across all submissions. Each call to :func:`plan_launches` decides which
+runnable tasks to start now, given what is running:
+
+1. **Capacity**: never more running attempts in a pool than its slots, never more per team than
+   the per-team limit.
+2. **Smoke gate**: while a submission has an unfinished smoke route (a public route run first), only
+   that route may run for it; its other routes wait until the smoke route has a record.
+3. **Fair share between teams**: the next slot goes to the team with the fewest running attempts
+   (counting those planned in this call); ties go to the team whose waiting submission is oldest.
+4. **Inside a team**: its oldest submission first (FIFO), so no submission starves.
+5. **Inside a submission**: smoke route first, then the longest expected route first (it bounds the
+   makespan), then route position.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A route task that could start now.
+
+    ``order`` is the submission's global arrival order (smaller = older). ``smoke_pending`` is True
+    for every task of a submission whose smoke route has no record yet.
+    """
+
+    task_id: int
+    submission_id: int
+    team: str
+    pool: str
+    order: int
+    expected_s: float
+    position: int = 0
+    smoke: bool = False
+    smoke_pending: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Occupancy:
+    """What is running now, and how much room there is."""
+
+    capacity: Mapping[str, int]
+    running_by_pool: Mapping[str, int]
+    running_by_team: Mapping[str, int]
+    running_smoke: frozenset[int] = frozenset()
+    team_limit: int | None = None
+
+
+def _task_key(c: Candidate) -> tuple[int, float, int, int]:
+    return (0 if c.smoke else 1, -c.expected_s, c.position, c.task_id)
+
+
+def plan_launches(candidates: Iterable[Candidate], occupancy: Occupancy) -> list[Candidate]:
+    """Return the tasks to launch now, in launch order (see the module docstring for the policy).
+
+    ``occupancy.running_smoke`` holds the submissions whose smoke route is running right now: none
+    of their tasks may start.
+    """
+    free = {pool: max(0, cap - occupancy.running_by_pool.get(pool, 0)) for pool, cap in occupancy.capacity.items()}
+    if not any(free.values()):
+        return []
+    running_team: dict[str, int] = defaultdict(int, occupancy.running_by_team)
+
+    # team -> submission order -> pool -> sorted task list (as a reversed stack)
+    by_team: dict[str, dict[tuple[int, int], dict[str, list[Candidate]]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(list))
+    )
+    for c in candidates:
+        if free.get(c.pool, 0) <= 0 or c.submission_id in occupancy.running_smoke:
+            continue
+        if c.smoke_pending and not c.smoke:
+            continue
+        by_team[c.team][(c.order, c.submission_id)][c.pool].append(c)
+    for subs in by_team.values():
+        for pools in subs.values():
+            for tasks in pools.values():
+                tasks.sort(key=_task_key, reverse=True)
+
+    def oldest(team: str) -> tuple[int, int]:
+        return min(by_team[team])
+
+    heap: list[tuple[int, tuple[int, int], str]] = [(running_team[t], oldest(t), t) for t in by_team]
+    heapq.heapify(heap)
+    plan: list[Candidate] = []
+    limit = occupancy.team_limit
+    while heap:
+        _, _, team = heapq.heappop(heap)
+        if limit is not None and running_team[team] >= limit:
+            continue
+        picked = _pick_for_team(by_team[team], free)
+        if picked is None:
+            continue
+        plan.append(picked)
+        free[picked.pool] -= 1
+        running_team[team] += 1
+        if picked.smoke:
+            # the rest of this submission waits for its smoke route
+            by_team[team].pop((picked.order, picked.submission_id), None)
+        if by_team[team]:
+            heapq.heappush(heap, (running_team[team], oldest(team), team))
+        if not any(free.values()):
+            break
+    return plan
+
+
+def _pick_for_team(
+    subs: dict[tuple[int, int], dict[str, list[Candidate]]], free: Mapping[str, int]
+) -> Candidate | None:
+    """Take the best task of the team's oldest submission that has a task in a pool with room."""
+    for key in sorted(subs):
+        pools = subs[key]
+        best: Candidate | None = None
+        for pool, tasks in pools.items():
+            if tasks and free.get(pool, 0) > 0 and (best is None or _task_key(tasks[-1]) < _task_key(best)):
+                best = tasks[-1]
+        if best is not None:
+            pools[best.pool].pop()
+            if not pools[best.pool]:
+                del pools[best.pool]
+            if not pools:
+                del subs[key]
+            return best
+    return None
+
+
+def static_contiguous_split_makespan(durations: list[float], workers: int) -> float:
+    """Makespan of the reference deployment's plan: contiguous ranges per worker, slowest wins."""
+    n = len(durations)
+    workers = max(1, min(workers, n))
+    starts = [(i * n + workers - 1) // workers for i in range(workers)] + [n]
+    return max(sum(durations[starts[i] : starts[i + 1]]) for i in range(workers)) if n else 0.0
+
+
+def makespan_lower_bound(durations: list[float], slots: int) -> float:
+    """max(longest route, total / slots): no schedule can beat it."""
+    if not durations:
+        return 0.0
+    return max(*durations, sum(durations) / max(1, slots))
