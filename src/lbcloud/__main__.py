@@ -1,0 +1,3 @@
+from lbcloud.entrypoints.cli.main import main
+
+main()

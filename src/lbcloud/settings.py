@@ -1,0 +1,389 @@
+"""Typed settings, one place: YAML file + ``LBCLOUD_*`` environment (+ CLI overrides).
+
+Precedence (highest first): explicit overrides, environment (``LBCLOUD_DATABASE_URL``,
+``LBCLOUD_EVALAI__TOKEN``: nested fields use ``__``), the YAML file (``--config``, else
+``$LBCLOUD_CONFIG``, else ``./lbcloud.yaml`` when present), defaults. The defaults run on a laptop:
+SQLite and an artifact folder under ``data_dir``, the local backend, the SUMO tracks.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from lbcloud.domain.errors import ConfigError
+from lbcloud.domain.tracks import (
+    ContainerImages,
+    LocalCommands,
+    Pool,
+    Qualification,
+    ScorerVersion,
+    SimulatorKind,
+    Toleration,
+    Track,
+)
+
+DEFAULT_CONFIG_FILE = Path("lbcloud.yaml")
+
+
+def sumo_routes_file(route_set: str) -> str:
+    """Path of a route set shipped with the SUMO track (``sumo-dev`` or ``sumo-test``)."""
+    return str(resources.files("lbcloud.tracks.sumo") / "data" / f"{route_set}.xml")
+
+
+def _sumo_local_commands() -> LocalCommands:
+    lbcloud = (sys.executable, "-m", "lbcloud")
+    return LocalCommands(
+        simulator=(*lbcloud, "track", "sumo", "simulator", "--port", "{port}"),
+        evaluator=(
+            *lbcloud, "track", "sumo", "evaluate",
+            "--agent", "{agent}", "--agent-config", "{agent_config}",
+            "--routes", "{routes}", "--routes-subset", "{route}", "--repetitions", "{repetitions}",
+            "--checkpoint", "{checkpoint}", "--port", "{port}", "--seed", "{seed}", "--scorer", "{scorer}",
+        ),
+    )  # fmt: skip
+
+
+class TolerationSettings(BaseModel):
+    key: str
+    operator: str = "Exists"
+    value: str | None = None
+    effect: str | None = None
+
+
+class PoolSettings(BaseModel):
+    name: str = "default"
+    slots: int = Field(default=2, ge=1)
+    gpus_per_attempt: int = Field(default=0, ge=0)
+    cpu: str = "1"
+    memory: str = "2Gi"
+    simulator_cpu: str = "1"
+    simulator_memory: str = "2Gi"
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: list[TolerationSettings] = Field(default_factory=list)
+    priority_class: str | None = None
+    kueue_queue: str | None = None
+    price_per_hour: float = 0.0
+
+
+class ImagesSettings(BaseModel):
+    contents: str
+    simulator: str
+    simulator_command: list[str]
+    evaluator_command: list[str]
+    contents_paths: list[str] = Field(default_factory=lambda: ["/workspace"])
+    simulator_port: int = 2000
+
+
+class LocalCommandsSettings(BaseModel):
+    simulator: list[str]
+    evaluator: list[str]
+
+
+class QualificationSettings(BaseModel):
+    track: str
+    thresholds: dict[str, float]
+
+
+class TrackSettings(BaseModel):
+    """A track as written in settings (see :class:`lbcloud.domain.tracks.Track`)."""
+
+    name: str
+    simulator: SimulatorKind = SimulatorKind.SUMO
+    scorer: ScorerVersion = ScorerVersion.LB20
+    routes_file: str
+    repetitions: int = 1
+    smoke_route: str | None = None
+    public_routes: list[str] = Field(default_factory=list)
+    local: LocalCommandsSettings | None = None
+    images: ImagesSettings | None = None
+    pool: PoolSettings = Field(default_factory=PoolSettings)
+    max_simulator_retries: int = 3
+    max_infrastructure_retries: int = 5
+    setup_timeout_s: float = 60.0
+    silence_timeout_s: float = 300.0
+    budget_base_s: float = 120.0
+    budget_s_per_km: float = 600.0
+    simulation_ratio_hint: float = 1.0
+    read_only_root: bool = True
+    qualification: QualificationSettings | None = None
+    seed: int = 0
+    description: str = ""
+
+    def to_track(self) -> Track:
+        pool = self.pool
+        return Track(
+            name=self.name,
+            simulator=self.simulator,
+            scorer=self.scorer,
+            routes_file=self.routes_file,
+            repetitions=self.repetitions,
+            smoke_route=self.smoke_route,
+            public_routes=tuple(self.public_routes),
+            local=LocalCommands(tuple(self.local.simulator), tuple(self.local.evaluator)) if self.local else None,
+            images=ContainerImages(
+                contents=self.images.contents,
+                simulator=self.images.simulator,
+                simulator_command=tuple(self.images.simulator_command),
+                evaluator_command=tuple(self.images.evaluator_command),
+                contents_paths=tuple(self.images.contents_paths),
+                simulator_port=self.images.simulator_port,
+            )
+            if self.images
+            else None,
+            pool=Pool(
+                name=pool.name,
+                slots=pool.slots,
+                gpus_per_attempt=pool.gpus_per_attempt,
+                cpu=pool.cpu,
+                memory=pool.memory,
+                simulator_cpu=pool.simulator_cpu,
+                simulator_memory=pool.simulator_memory,
+                node_selector=tuple(sorted(pool.node_selector.items())),
+                tolerations=tuple(Toleration(t.key, t.operator, t.value, t.effect) for t in pool.tolerations),
+                priority_class=pool.priority_class,
+                kueue_queue=pool.kueue_queue,
+                price_per_hour=pool.price_per_hour,
+            ),
+            max_simulator_retries=self.max_simulator_retries,
+            max_infrastructure_retries=self.max_infrastructure_retries,
+            setup_timeout_s=self.setup_timeout_s,
+            silence_timeout_s=self.silence_timeout_s,
+            budget_base_s=self.budget_base_s,
+            budget_s_per_km=self.budget_s_per_km,
+            simulation_ratio_hint=self.simulation_ratio_hint,
+            read_only_root=self.read_only_root,
+            qualification=Qualification(self.qualification.track, tuple(sorted(self.qualification.thresholds.items())))
+            if self.qualification
+            else None,
+            seed=self.seed,
+            description=self.description,
+        )
+
+
+def default_tracks() -> list[TrackSettings]:
+    """The built-in SUMO tracks: ``sumo-dev`` (public warm-up) and ``sumo-test`` (route 0 is public)."""
+    local = _sumo_local_commands()
+    commands = LocalCommandsSettings(simulator=list(local.simulator), evaluator=list(local.evaluator))
+    sumo_image = ImagesSettings(
+        contents="lbcloud:latest",
+        simulator="lbcloud:latest",
+        simulator_command=["lbcloud", "track", "sumo", "simulator", "--port", "{port}"],
+        evaluator_command=["lbcloud", *local.evaluator[3:]],
+        contents_paths=["/opt/lbcloud-track"],
+        simulator_port=8813,
+    )
+    common: dict[str, Any] = {
+        "simulator": SimulatorKind.SUMO,
+        "scorer": ScorerVersion.LB20,
+        "local": commands,
+        "images": sumo_image,
+        "setup_timeout_s": 20.0,
+        "silence_timeout_s": 60.0,
+        "budget_base_s": 60.0,
+        "budget_s_per_km": 60.0,
+        "simulation_ratio_hint": 20.0,
+        "read_only_root": False,
+    }
+    return [
+        TrackSettings(
+            name="sumo-dev",
+            routes_file=sumo_routes_file("sumo-dev"),
+            description="SUMO warm-up track: a few short public routes",
+            **common,
+        ),
+        TrackSettings(
+            name="sumo-test",
+            routes_file=sumo_routes_file("sumo-test"),
+            smoke_route="0",
+            public_routes=["0"],
+            description="SUMO test track: routes of varied length; route 0 is public and runs first",
+            **common,
+        ),
+    ]
+
+
+class LocalBackendSettings(BaseModel):
+    slots: int = Field(default=2, ge=1, description="Concurrent attempts on this machine.")
+    workdir: str | None = Field(default=None, description="Attempt folders (default: <data_dir>/attempts).")
+    port_range: tuple[int, int] = (21000, 21999)
+    cancel_grace_s: float = 1.5
+
+
+class KubernetesSettings(BaseModel):
+    namespace: str = "lbcloud"
+    kubeconfig: str | None = None
+    context: str | None = None
+    in_cluster: bool = False
+    image: str = "lbcloud:latest"
+    dispatcher_url: str = "http://lbcloud-dispatcher.lbcloud.svc:8080"
+    job_ttl_s: int = 3600
+    gpu_sharing: Literal["device-handoff", "dra"] = "device-handoff"
+    image_pull_secrets: list[str] = Field(default_factory=list)
+    allowed_registries: list[str] = Field(default_factory=list)
+
+
+class ArtifactSettings(BaseModel):
+    url: str | None = Field(
+        default=None, description="A folder path, or s3://bucket/prefix. Default: <data_dir>/artifacts"
+    )
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+    spool_dir: str | None = Field(
+        default=None, description="Local outbox for uploads that failed (default: <data_dir>/outbox)"
+    )
+
+
+class EvalAISettings(BaseModel):
+    enabled: bool = False
+    base_url: str = "https://eval.ai"
+    token: str | None = None
+    auth_scheme: Literal["Bearer", "Token"] = "Bearer"
+    challenge_id: int | None = None
+    queue_name: str | None = None
+    phase_tracks: dict[int, str] = Field(default_factory=dict, description="EvalAI phase pk -> track name")
+    split: str = "leaderboard"
+    poll_interval_s: float = 5.0
+    max_poll_interval_s: float = 60.0
+    partial_interval_s: float = 60.0
+    cancel_poll_interval_s: float = 30.0
+    requests_per_minute: int = 50
+    allowed_registries: list[str] = Field(default_factory=list)
+
+
+class SQSSettings(BaseModel):
+    enabled: bool = False
+    queue_url: str | None = None
+    dead_letter_queue_url: str | None = None
+    region: str = "us-east-1"
+    endpoint_url: str | None = None
+    wait_time_s: int = 20
+    visibility_timeout_s: int = 60
+
+
+class WebSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    operator_token: str | None = None
+    team_tokens: dict[str, str] = Field(default_factory=dict, description="team name -> API token")
+    public_url: str | None = None
+
+
+class DispatcherSettings(BaseModel):
+    owner: str | None = Field(default=None, description="Lease owner id (default: hostname-pid)")
+    tick_s: float = 0.2
+    lease_s: float = 30.0
+    team_limit: int | None = Field(default=None, description="Max concurrent attempts per team (None: no limit)")
+    partial_publish_interval_s: float = 0.0
+
+
+class Settings(BaseSettings):
+    """All of lbcloud's settings."""
+
+    model_config = SettingsConfigDict(env_prefix="LBCLOUD_", env_nested_delimiter="__", extra="forbid")
+
+    data_dir: str = Field(default=".lbcloud", description="Where the embedded defaults keep their files.")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL. Default: sqlite:///<data_dir>/lbcloud.db")
+    backend: Literal["local", "kubernetes"] = "local"
+    artifacts: ArtifactSettings = Field(default_factory=ArtifactSettings)
+    local: LocalBackendSettings = Field(default_factory=LocalBackendSettings)
+    kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
+    evalai: EvalAISettings = Field(default_factory=EvalAISettings)
+    sqs: SQSSettings = Field(default_factory=SQSSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
+    dispatcher: DispatcherSettings = Field(default_factory=DispatcherSettings)
+    tracks: list[TrackSettings] = Field(default_factory=default_tracks)
+
+    @field_validator("tracks")
+    @classmethod
+    def _unique_track_names(cls, tracks: list[TrackSettings]) -> list[TrackSettings]:
+        names = [t.name for t in tracks]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate track names: {', '.join(dupes)}")
+        return tracks
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # init kwargs carry the YAML file merged with CLI overrides (see load_settings)
+        return (env_settings, init_settings)
+
+    # derived values -----------------------------------------------------------------------------
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir).expanduser()
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_path / 'lbcloud.db').resolve()}"
+
+    @property
+    def effective_artifacts_url(self) -> str:
+        return self.artifacts.url or str((self.data_path / "artifacts").resolve())
+
+    def track_map(self) -> dict[str, Track]:
+        """Tracks by name (validated domain values)."""
+        return {t.name: t.to_track() for t in self.tracks}
+
+    def track(self, name: str) -> Track:
+        tracks = self.track_map()
+        if name not in tracks:
+            raise ConfigError(f"unknown track {name!r}; known tracks: {', '.join(sorted(tracks))}")
+        return tracks[name]
+
+
+def _format_validation_error(err: ValidationError, source: str) -> str:
+    first = err.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "(root)"
+    more = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
+    return f"{source}: {where}: {first['msg']}{more}"
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
+    """Load settings from ``path`` (or ``$LBCLOUD_CONFIG`` / ``./lbcloud.yaml``), env and overrides.
+
+    Raises :class:`ConfigError` with the file and the offending field on any problem.
+    """
+    if path is None:
+        env_path = os.environ.get("LBCLOUD_CONFIG")
+        path = Path(env_path) if env_path else (DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None)
+    data: dict[str, Any] = {}
+    source = "settings"
+    if path is not None:
+        source = str(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: settings file not found")
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f"line {mark.line + 1}" if mark is not None else "?"
+            raise ConfigError(f"{path}: {where}: not valid YAML ({getattr(err, 'problem', err)})") from None
+        except (OSError, UnicodeDecodeError) as err:
+            raise ConfigError(f"{path}: cannot read settings file ({err})") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: the settings file must be a mapping of keys to values")
+        data = loaded
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Settings(**data)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err, source)) from None
