@@ -1,0 +1,46 @@
+"""Where each artifact of a submission lives in the artifact store (one naming scheme for all).
+
+```
+submissions/<id>/routes/<RouteScenario_<route>_rep<r>>.json     the route record as the evaluator wrote it
+submissions/<id>/attempts/<attempt>/<stream>.log                 simulator / agent / lbcloud logs
+submissions/<id>/merged.json                                     latest merged results (leaderboard format)
+submissions/<id>/evalai/{results.json,stdout.txt,metadata.json}  EvalAI-format files
+submissions/<id>/manifest.json                                   reproducibility manifest
+```
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class LogStream(StrEnum):
+    SIMULATOR = "simulator"
+    AGENT = "agent"
+    LBCLOUD = "lbcloud"
+
+
+def submission_prefix(submission_id: int) -> str:
+    return f"submissions/{submission_id}/"
+
+
+def route_record_key(submission_id: int, route_id: str, repetition: int) -> str:
+    return f"submissions/{submission_id}/routes/RouteScenario_{route_id}_rep{repetition}.json"
+
+
+def attempt_log_key(submission_id: int, attempt_id: int, stream: LogStream | str) -> str:
+    return f"submissions/{submission_id}/attempts/{attempt_id}/{LogStream(stream).value}.log"
+
+
+def merged_key(submission_id: int) -> str:
+    return f"submissions/{submission_id}/merged.json"
+
+
+def evalai_key(submission_id: int, name: str) -> str:
+    if name not in ("results.json", "stdout.txt", "metadata.json"):
+        raise ValueError(f"unknown EvalAI file {name!r}")
+    return f"submissions/{submission_id}/evalai/{name}"
+
+
+def manifest_key(submission_id: int) -> str:
+    return f"submissions/{submission_id}/manifest.json"
