@@ -360,3 +360,46 @@ class ResultSink(Protocol):
     def ended(self, submission: Submission, publication: Publication | None) -> None:
         """The submission reached a terminal status (finished / failed / cancelled)."""
         ...
+
+
+# ------------------------------------------------------------------------------------------- metrics
+
+
+class MetricsRecorder(Protocol):
+    """Operational figures (exported as Prometheus metrics by an adapter; a no-op by default)."""
+
+    def queue_depth(self, pending_tasks: int) -> None: ...
+
+    def attempt_started(self, track: str) -> None: ...
+
+    def attempt_ended(self, track: str, outcome: str, blame: str, duration_s: float) -> None: ...
+
+    def route_done(self, track: str, duration_s: float) -> None: ...
+
+    def scheduler_decision(self, seconds: float, launched: int) -> None: ...
+
+    def external_error(self, service: str, kind: str) -> None:
+        """An error talking to ``service`` (``evalai``, ``api``, ``kubernetes``, ``artifacts``...)."""
+        ...
+
+
+class NoMetrics:
+    """A :class:`MetricsRecorder` that records nothing."""
+
+    def queue_depth(self, pending_tasks: int) -> None:
+        pass
+
+    def attempt_started(self, track: str) -> None:
+        pass
+
+    def attempt_ended(self, track: str, outcome: str, blame: str, duration_s: float) -> None:
+        pass
+
+    def route_done(self, track: str, duration_s: float) -> None:
+        pass
+
+    def scheduler_decision(self, seconds: float, launched: int) -> None:
+        pass
+
+    def external_error(self, service: str, kind: str) -> None:
+        pass
