@@ -1,0 +1,99 @@
+"""Composition root: turn settings into a running system (stores, backend, sinks, sources).
+
+Everything outside this module receives its collaborators explicitly; only here do settings become
+objects. ``build_system(settings)`` is cheap (no threads started); ``System.dispatcher()`` builds the
+dispatcher with the configured backend and sinks on first use.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lbcloud.adapters.agents import AgentChecker
+from lbcloud.domain.tracks import Track
+from lbcloud.services.intake import Intake
+from lbcloud.services.ports import ArtifactStore, MetricsRecorder, NoMetrics, StateStore
+from lbcloud.settings import Settings
+
+if TYPE_CHECKING:
+    from lbcloud.services.dispatcher import Dispatcher
+
+
+class SystemClock:
+    """The real clock (implements :class:`lbcloud.services.ports.Clock`)."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def monotonic(self) -> float:
+        import time
+
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        import time
+
+        time.sleep(seconds)
+
+
+@dataclass
+class System:
+    """The wired system: what entrypoints (CLI, web, workers) work with."""
+
+    settings: Settings
+    store: StateStore
+    artifacts: ArtifactStore
+    tracks: dict[str, Track]
+    intake: Intake
+    clock: SystemClock = field(default_factory=SystemClock)
+    metrics: MetricsRecorder = field(default_factory=NoMetrics)
+    extras: dict[str, Any] = field(default_factory=dict)
+    _dispatcher: Dispatcher | None = None
+
+    @property
+    def owner(self) -> str:
+        return self.settings.dispatcher.owner or f"{socket.gethostname()}-{os.getpid()}"
+
+    def dispatcher(self) -> Dispatcher:
+        """The dispatcher with the configured backend and sinks (built once)."""
+        if self._dispatcher is None:
+            from lbcloud.entrypoints.dispatch_wiring import build_dispatcher
+
+            self._dispatcher = build_dispatcher(self)
+        return self._dispatcher
+
+    def close(self) -> None:
+        if self._dispatcher is not None:
+            self._dispatcher.close()
+        closer = getattr(self.store, "close", None)
+        if callable(closer):
+            closer()
+
+
+def build_system(settings: Settings, *, metrics: MetricsRecorder | None = None) -> System:
+    """Open the state store (running migrations) and the artifact store; no threads are started."""
+    from lbcloud.adapters.artifacts import open_artifact_store
+    from lbcloud.adapters.store.sql import open_state_store
+
+    Path(settings.data_path).mkdir(parents=True, exist_ok=True)
+    store = open_state_store(settings.effective_database_url)
+    sync = getattr(store, "sync_tracks", None)
+    tracks = settings.track_map()
+    if callable(sync):
+        sync(list(tracks.values()))
+    artifacts = open_artifact_store(settings)
+    checker = AgentChecker(settings.evalai.allowed_registries or settings.kubernetes.allowed_registries)
+    intake = Intake(store, tracks, checker)
+    return System(
+        settings=settings,
+        store=store,
+        artifacts=artifacts,
+        tracks=tracks,
+        intake=intake,
+        metrics=metrics or NoMetrics(),
+    )
