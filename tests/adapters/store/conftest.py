@@ -74,4 +74,3 @@ def queued_submission(store: SqlStateStore, routes: int = 3, **kwargs: str) -> S
     submission, _ = store.create_submission(new_submission(**kwargs))
     store.plan_route_tasks(submission.id, route_plan(routes))
     return store.transition(submission.id, SubmissionStatus.QUEUED)
-

@@ -72,7 +72,12 @@ def test_illegal_transition_is_refused_and_nothing_changes(store: SqlStateStore)
 
 def test_resume_after_failure_is_a_legal_round_trip(store: SqlStateStore) -> None:
     submission, _ = store.create_submission(new_submission())
-    for status in (SubmissionStatus.QUEUED, SubmissionStatus.FAILED, SubmissionStatus.RESUMING, SubmissionStatus.QUEUED):
+    for status in (
+        SubmissionStatus.QUEUED,
+        SubmissionStatus.FAILED,
+        SubmissionStatus.RESUMING,
+        SubmissionStatus.QUEUED,
+    ):
         store.transition(submission.id, status)
     assert [c.to_status.value for c in store.history(submission.id)] == [
         "submitted",

@@ -215,9 +215,7 @@ class SqlStateStore:
                 session.add(row)
                 session.flush()
                 session.add(
-                    StatusChangeRow(
-                        submission_id=row.id, from_status=None, to_status=row.status, reason=None, at=now
-                    )
+                    StatusChangeRow(submission_id=row.id, from_status=None, to_status=row.status, reason=None, at=now)
                 )
                 self._event(session, row.id, "status", f"submitted by {team} for track {new.track}", now)
                 return rows.submission(row), True
@@ -359,7 +357,7 @@ class SqlStateStore:
             .order_by(SubmissionRow.created_at, SubmissionRow.id, RouteTaskRow.position, RouteTaskRow.id)
         )
         with self._tx("listing runnable route tasks", write=False) as session:
-            return [(rows.route_task(task), rows.submission(sub)) for task, sub in session.execute(query).tuples()]
+            return [(rows.route_task(task), rows.submission(sub)) for task, sub in session.execute(query).all()]
 
     def set_task_status(
         self,
@@ -591,7 +589,7 @@ class SqlStateStore:
             )
         )
         with self._tx(f"reading the leaderboard of {track}", write=False) as session:
-            return [(rows.submission(s), rows.merged_result(m)) for s, m in session.execute(query).tuples()]
+            return [(rows.submission(s), rows.merged_result(m)) for s, m in session.execute(query).all()]
 
     def index_artifact(self, ref: ArtifactRef) -> None:
         """Record (or re-record, keyed by ``key``) an artifact's metadata."""
