@@ -115,8 +115,7 @@ def _sensors(inputs: Sequence[MergeInput]) -> tuple[str, ...]:
             chosen, chosen_from = sensors, item.source
         elif sensors != chosen:
             raise MergeRefused(
-                "Stopping. Found two files with different sensor configurations "
-                f"({chosen_from} and {item.source})"
+                f"Stopping. Found two files with different sensor configurations ({chosen_from} and {item.source})"
             )
     return chosen
 
@@ -212,17 +211,12 @@ def _merge(
                 raise MergeRefused(_duplicate_message(dups[0], holders))
             sourced = _keep_last(sourced, expected_counts)
             for rid in dups:
-                diagnostics.append(
-                    f"kept the last of several records for {rid} (in {', '.join(holders[rid])})"
-                )
+                diagnostics.append(f"kept the last of several records for {rid} (in {', '.join(holders[rid])})")
             count = len(sourced)
             complete_by_count = total != 0 and count == total
 
     records = [item.record for item in sourced]
-    if fmt is ResultFormat.V10:
-        ordered = sorted(records, key=_sort_key_10)
-    else:
-        ordered = sorted(records, key=_sort_key)
+    ordered = sorted(records, key=_sort_key_10) if fmt is ResultFormat.V10 else sorted(records, key=_sort_key)
     ordered = [record.with_index(i) for i, record in enumerate(ordered)]
 
     if expected is not None and expected_counts is not None:
