@@ -9,6 +9,8 @@ are extra attributes the evaluator uses to build the same background traffic on 
 from __future__ import annotations
 
 import random
+from importlib import resources
+from pathlib import Path
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -155,3 +157,10 @@ def route_set_xml(routes: Sequence[EgoRoute]) -> str:
         ET.SubElement(element, "scenarios")
     ET.indent(root, space="  ")
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def shipped_route_file(name: str) -> Path:
+    """Path of a route set shipped as package data (``sumo-dev`` or ``sumo-test``)."""
+    if name not in PRESETS:
+        raise InputError(f"unknown route set {name!r}: expected one of {', '.join(PRESETS)}")
+    return Path(str(resources.files("lbcloud.tracks.sumo") / "data" / f"{name}.xml"))

@@ -1,0 +1,353 @@
+"""The SUMO track's evaluator: the CARLA leaderboard evaluator's contract on a SUMO server.
+
+:func:`evaluate` loads each selected route instance into the server (TraCI ``load``), sets the agent
+up, steps simulator and agent in lock-step, scores the route with the results engine and rewrites the
+2.x checkpoint after every route. Route statuses, entry statuses and resume follow
+``leaderboard-results.md`` §4–§5; :class:`ExitCode` tells the caller how the run ended.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from pathlib import Path
+from typing import Any
+
+from lbcloud.domain.errors import InputError, LbcloudError, Unavailable
+from lbcloud.domain.results.model import ResultFormat, ResultsFile, RouteRecord, route_id_for
+from lbcloud.domain.results.routes import parse_route_file, select_routes
+from lbcloud.domain.results.scoring import FailureReason, build_route_record
+from lbcloud.domain.results.statistics import finalize_results
+from lbcloud.domain.tracks import ScorerVersion
+from lbcloud.tracks.sumo.agent_api import InvalidSensors, SensorConfig, VehicleControl, validate_sensors
+from lbcloud.tracks.sumo.agent_loader import load_agent_class
+from lbcloud.tracks.sumo.checkpoint import read_checkpoint, resume_point, write_checkpoint
+from lbcloud.tracks.sumo.criteria import CriteriaConfig, RouteCriteria
+from lbcloud.tracks.sumo.network import Town, road_network
+from lbcloud.tracks.sumo.scenario import (
+    RouteDefinition,
+    build_scenario,
+    ego_edges,
+    load_arguments,
+    timeout_budget_s,
+)
+from lbcloud.tracks.sumo.session import SimulationCrashed, SumoSession
+from lbcloud.tracks.sumo.watchdog import AgentRunner, AgentTimeout
+
+log = logging.getLogger(__name__)
+
+
+class ExitCode(IntEnum):
+    """How an evaluator run ended (the dispatcher relies on these numbers)."""
+
+    FINISHED = 0
+    """Every instance ran; entry status ``Finished`` (routes may still have failed for agent reasons)."""
+    USAGE = 2
+    """Bad route file, subset, agent path or option; nothing was run."""
+    REJECTED = 3
+    """The agent's sensors broke the track's rules; entry status ``Rejected``."""
+    CRASHED = 4
+    """The simulator died, stopped answering or failed to load a route; entry status ``Crashed``."""
+    NO_SIMULATOR = 5
+    """The simulator could not be reached at start; nothing was run."""
+
+
+@dataclass(frozen=True, slots=True)
+class EvaluatorOptions:
+    """Everything one evaluator run needs (the CLI's options)."""
+
+    agent: str
+    routes: Path
+    checkpoint: Path
+    port: int
+    agent_config: str = ""
+    routes_subset: str = ""
+    repetitions: int = 1
+    resume: bool = False
+    scorer: ScorerVersion = ScorerVersion.LB20
+    seed: int = 0
+    setup_timeout_s: float = 20.0
+    step_timeout_s: float = 5.0
+    simulator_timeout_s: float = 30.0
+    connect_timeout_s: float = 10.0
+    blocked_s: float = 90.0
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    """One (route, repetition) pair at its position in the run."""
+
+    position: int
+    route: RouteDefinition
+    repetition: int
+    edges: tuple[str, ...]
+
+    @property
+    def route_id(self) -> str:
+        return route_id_for(self.route.route_id, self.repetition)
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceResult:
+    record: RouteRecord
+    sensors: tuple[SensorConfig, ...] | None = None
+    crashed: bool = False
+    rejected: bool = False
+
+
+def _extra_attributes(data: bytes) -> dict[str, dict[str, str]]:
+    root = ET.fromstring(data)
+    return {route.attrib.get("id", ""): dict(route.attrib) for route in root.iter("route")}
+
+
+def load_instances(routes: Path, subset: str, repetitions: int) -> list[Instance]:
+    """The run's instances in order, with each route's roads checked; raises InputError."""
+    if repetitions < 1:
+        raise InputError(f"--repetitions must be at least 1, got {repetitions}")
+    try:
+        data = routes.read_bytes()
+    except OSError as err:
+        raise InputError(f"--routes: cannot read {routes}: {err.strerror}") from err
+    route_file = parse_route_file(data, str(routes))
+    if route_file.format is not ResultFormat.V2X:
+        raise InputError(f"{routes}: the SUMO track reads leaderboard 2.x route files (<waypoints><position/>)")
+    attributes = _extra_attributes(data)
+    instances: list[Instance] = []
+    for route in select_routes(route_file, subset):
+        extra = attributes.get(route.route_id, {})
+        where = f"{routes}: route id {route.route_id!r}"
+        try:
+            definition = RouteDefinition(
+                route_id=route.route_id,
+                town=Town.parse(route.town),
+                waypoints=tuple((p.x, p.y, p.z) for p in route.keypoints),
+                seed=int(extra.get("seed", "0")),
+                traffic_per_min=int(extra.get("traffic", "40")),
+            )
+            edges = ego_edges(road_network(definition.town), definition.waypoints)
+        except (InputError, ValueError) as err:
+            raise InputError(f"{where}: {err}") from err
+        for repetition in range(repetitions):
+            instances.append(Instance(len(instances), definition, repetition, edges))
+    return instances
+
+
+def _failed_record(instance: Instance, failure: FailureReason, scorer: ScorerVersion, length: float = 0.0) -> RouteRecord:
+    return build_route_record(
+        index=instance.position, route_id=instance.route_id, route_completion=0, events=[], route_length=length,
+        duration_game=0.0, duration_system=0.0, scorer=scorer, failure=failure.value,
+    )  # fmt: skip
+
+
+class Evaluator:
+    """One run over a list of instances on one simulator session."""
+
+    def __init__(self, options: EvaluatorOptions, agent_class: type, session: SumoSession, workdir: Path) -> None:
+        self.options = options
+        self.agent_class = agent_class
+        self.session = session
+        self.workdir = workdir
+        self.sensors: tuple[SensorConfig, ...] | None = None
+
+    def run_instance(self, instance: Instance) -> InstanceResult:
+        """Load, set up, drive and score one instance."""
+        opts = self.options
+        try:
+            files = build_scenario(instance.route, instance.repetition, opts.seed, self.workdir)
+            start = self.session.load(load_arguments(files), files.edges, instance.route.waypoints)
+        except SimulationCrashed as err:
+            log.error("%s: the simulator failed to load the route: %s", instance.route_id, err)
+            return InstanceResult(
+                _failed_record(instance, FailureReason.SIMULATION_CRASHED, opts.scorer), crashed=True
+            )
+        length = start.route_length_m
+        runner = AgentRunner(f"agent-{instance.route_id}")
+        try:
+            return self._drive(instance, runner, length)
+        finally:
+            runner.close()
+
+    def _setup_agent(self, instance: Instance, runner: AgentRunner) -> Any:
+        def construct() -> Any:
+            agent = self.agent_class("127.0.0.1", self.options.port, False)
+            set_plan = getattr(agent, "set_global_plan", None)
+            if callable(set_plan):
+                set_plan(list(instance.route.waypoints))
+            agent.setup(self.options.agent_config)
+            return agent
+
+        return runner.call(self.options.setup_timeout_s, construct)
+
+    def _drive(self, instance: Instance, runner: AgentRunner, length: float) -> InstanceResult:
+        opts = self.options
+        try:
+            agent = self._setup_agent(instance, runner)
+        except Exception as err:
+            log.error("%s: the agent could not be set up: %s: %s", instance.route_id, type(err).__name__, err)
+            return InstanceResult(_failed_record(instance, FailureReason.AGENT_SETUP_FAILED, opts.scorer, length))
+        newly_validated = False
+        if self.sensors is None:
+            try:
+                self.sensors = validate_sensors(runner.call(opts.setup_timeout_s, agent.sensors))
+                newly_validated = True
+            except (InvalidSensors, AgentTimeout, Exception) as err:
+                log.error("%s: the agent's sensors are invalid: %s", instance.route_id, err)
+                self._destroy(runner, agent)
+                record = _failed_record(instance, FailureReason.SENSORS_INVALID, opts.scorer, length)
+                return InstanceResult(record, rejected=True)
+        sensors = self.sensors
+        criteria = RouteCriteria(CriteriaConfig(length, timeout_budget_s(length), blocked_s=opts.blocked_s))
+        failure: FailureReason | None = None
+        crashed = False
+        began = time.monotonic()
+        game_start = 0.0
+        try:
+            game_start = self.session.simulation_time()
+            obs, raw = self.session.observe()
+            criteria.update(obs)
+            frame = 0
+            while True:
+                readings = self.session.readings(sensors, obs, raw)
+                data = {key: (frame, value) for key, value in readings.items()}
+                try:
+                    control = runner.call(opts.step_timeout_s, agent.run_step, data, obs.time)
+                    if not all(hasattr(control, name) for name in ("throttle", "brake", "steer")):
+                        raise TypeError(f"run_step returned {type(control).__name__}, not a VehicleControl")
+                except AgentTimeout as err:
+                    log.error("%s: the agent hung in run_step: %s", instance.route_id, err)
+                    failure = FailureReason.AGENT_CRASHED
+                    break
+                except Exception as err:
+                    log.error("%s: the agent crashed: %s: %s", instance.route_id, type(err).__name__, err)
+                    failure = FailureReason.AGENT_CRASHED
+                    break
+                self.session.apply(_as_control(control), obs.speed, obs.road_id)
+                self.session.step()
+                frame += 1
+                obs, raw = self.session.observe()
+                if criteria.update(obs) is not None:
+                    break
+        except SimulationCrashed as err:
+            log.error("%s: the simulation crashed: %s", instance.route_id, err)
+            failure, crashed = FailureReason.SIMULATION_CRASHED, True
+        duration_system = time.monotonic() - began
+        last = criteria.last
+        duration_game = (last.time - game_start) if last is not None else 0.0
+        self._destroy(runner, agent)
+        record = build_route_record(
+            index=instance.position, route_id=instance.route_id, route_completion=criteria.route_completion,
+            events=list(criteria.events), route_length=length, duration_game=max(duration_game, 0.0),
+            duration_system=duration_system, scorer=opts.scorer, failure=failure.value if failure else None,
+        )  # fmt: skip
+        return InstanceResult(record, sensors if newly_validated else None, crashed=crashed)
+
+    def _destroy(self, runner: AgentRunner, agent: Any) -> None:
+        if runner.hung:
+            return
+        try:
+            runner.call(self.options.setup_timeout_s, agent.destroy)
+        except Exception as err:  # a failing destroy does not change the route's result
+            log.warning("the agent's destroy() failed: %s: %s", type(err).__name__, err)
+
+
+def _as_control(control: Any) -> VehicleControl:
+    if isinstance(control, VehicleControl):
+        return control
+    return VehicleControl(
+        throttle=float(control.throttle), steer=float(control.steer), brake=float(control.brake),
+        hand_brake=bool(getattr(control, "hand_brake", False)),
+    )  # fmt: skip
+
+
+def _document(
+    records: Sequence[RouteRecord], done: int, total: int, sensors: Sequence[str], entry_status: str
+) -> ResultsFile:
+    return ResultsFile(
+        format=ResultFormat.V2X, records=tuple(records), progress=(done, total), entry_status=entry_status,
+        eligible=False, sensors=tuple(sensors),
+    )  # fmt: skip
+
+
+def evaluate(options: EvaluatorOptions, *, echo: Callable[[str], None] = print) -> ExitCode:
+    """Run the evaluator; returns the exit code. Raises InputError (exit 2) for bad input."""
+    instances = load_instances(options.routes, options.routes_subset, options.repetitions)
+    agent_class = load_agent_class(options.agent)
+    expected = [instance.route_id for instance in instances]
+    try:
+        session = SumoSession.connect(
+            options.port, connect_timeout_s=options.connect_timeout_s, step_timeout_s=options.simulator_timeout_s
+        )
+    except Unavailable as err:
+        echo(f"error: {err}")
+        return ExitCode.NO_SIMULATOR
+    try:
+        return _run(options, instances, expected, agent_class, session, echo)
+    finally:
+        session.close()
+
+
+def _run(
+    options: EvaluatorOptions,
+    instances: Sequence[Instance],
+    expected: Sequence[str],
+    agent_class: type,
+    session: SumoSession,
+    echo: Callable[[str], None],
+) -> ExitCode:
+    total = len(instances)
+    records: list[RouteRecord] = []
+    icons: tuple[str, ...] = ()
+    start = 0
+    if options.resume:
+        point = resume_point(read_checkpoint(options.checkpoint), expected)
+        start, records, icons = point.start, list(point.records), point.sensors
+        echo(f"resume: starting at instance {start} of {total} ({point.reason})")
+    if start == 0 and not records:
+        options.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        options.checkpoint.write_bytes(b"")
+    sensors_set_up = False
+    with tempfile.TemporaryDirectory(prefix="lbcloud-sumo-") as workdir:
+        evaluator = Evaluator(options, agent_class, session, Path(workdir))
+        for instance in instances[start:]:
+            echo(f"[{instance.position + 1}/{total}] {instance.route_id}")
+            result = evaluator.run_instance(instance)
+            if result.sensors is not None:
+                icons = tuple(sensor.icon for sensor in result.sensors)
+                sensors_set_up = True
+            if instance.position < len(records):
+                records[instance.position] = result.record
+            else:
+                records.append(result.record)
+            entry = "Crashed" if result.crashed else "Rejected" if result.rejected else "Started"
+            write_checkpoint(options.checkpoint, _document(records, instance.position + 1, total, icons, entry))
+            echo(f"    {result.record.status} (driving score {result.record.scores.score_composed})")
+            if result.crashed:
+                return ExitCode.CRASHED
+            if result.rejected:
+                return ExitCode.REJECTED
+    document = _document(records, total, total, icons, "Started")
+    finalized = finalize_results(document, sensors_set_up=sensors_set_up)
+    for line in finalized.messages:
+        echo(line)
+    write_checkpoint(options.checkpoint, finalized.results)
+    final = finalized.results
+    echo(f"entry status {final.entry_status}: {final.values[0] if final.values else '-'} driving score")
+    return ExitCode.FINISHED
+
+
+def run_with_errors(options: EvaluatorOptions, echo: Callable[[str], None] = print) -> int:
+    """:func:`evaluate` with project errors turned into an exit code and one line (for the CLI)."""
+    try:
+        return int(evaluate(options, echo=echo))
+    except InputError as err:
+        echo(f"error: {err}")
+        return int(ExitCode.USAGE)
+    except LbcloudError as err:
+        echo(f"error: {err}")
+        return int(ExitCode.CRASHED)
+
