@@ -128,3 +128,4 @@ class Attempt:
     ended_at: datetime | None
     node: str | None = None
     sim_ratio: float | None = None
+    record_json: str | None = None

@@ -1,0 +1,430 @@
+"""The local backend: each attempt is a simulator process + an evaluator process on this machine.
+
+Each attempt gets a folder ``<workdir>/attempt-<id>`` and a supervisor process
+(:mod:`.local_supervisor`) in its own session, which starts the simulator, waits for its port,
+starts the evaluator and enforces the watchdogs. The backend only reads files the supervisor
+writes, so it never blocks, and a restarted dispatcher re-attaches to attempts that kept running
+(:meth:`LocalBackend.adopt`). Logs are copied into the artifact store while they grow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from lbcloud.adapters.backends.local_supervisor import (
+    GROUPS_FILE,
+    PID_FILE,
+    READY_FILE,
+    RESULT_FILE,
+    SupervisorSpec,
+)
+from lbcloud.domain.artifact_keys import LogStream, attempt_log_key
+from lbcloud.domain.blame import (
+    EXIT_AGENT_REJECTED,
+    EXIT_FINISHED,
+    EXIT_SIMULATION_CRASHED,
+    EXIT_SIMULATOR_UNREACHABLE,
+    EXIT_USAGE,
+    Blame,
+)
+from lbcloud.domain.errors import InputError, LbcloudError
+from lbcloud.domain.results.model import ResultFormat, route_id_for
+from lbcloud.domain.results.reader import parse_results
+from lbcloud.domain.results.writer import dumps_results
+from lbcloud.domain.tasks import Attempt, AttemptOutcome
+from lbcloud.services.ports import ArtifactStore, AttemptSpec, BackendEvent, BackendEventKind
+
+log = logging.getLogger(__name__)
+
+LOG_FILES = {LogStream.SIMULATOR: "simulator.log", LogStream.AGENT: "agent.log", LogStream.LBCLOUD: "lbcloud.log"}
+LOG_UPLOAD_INTERVAL_S = 1.0
+
+
+def free_port(lo: int, hi: int, taken: set[int]) -> int:
+    """A TCP port in [lo, hi] that nobody listens on now and that this backend has not handed out."""
+    for port in range(lo, hi + 1):
+        if port in taken:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise LbcloudError(f"no free TCP port in {lo}-{hi} for a simulator")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie is not alive
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+@dataclass
+class _Tracked:
+    attempt_id: int
+    submission_id: int
+    workdir: Path
+    repetition: int
+    port: int
+    process: subprocess.Popen[bytes] | None = None
+    running_reported: bool = False
+    log_sizes: dict[LogStream, int] = field(default_factory=dict)
+    last_log_upload: float = 0.0
+
+
+class LocalBackend:
+    """Implements :class:`lbcloud.services.ports.AttemptBackend` with local processes."""
+
+    name = "local"
+
+    def __init__(
+        self,
+        workdir: Path,
+        artifacts: ArtifactStore,
+        *,
+        port_range: tuple[int, int] = (21000, 21999),
+        cancel_grace_s: float = 1.0,
+        python: str = sys.executable,
+        ready_timeout_s: float = 60.0,
+    ) -> None:
+        self.workdir = workdir
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._artifacts = artifacts
+        self._ports = port_range
+        self._grace = cancel_grace_s
+        self._python = python
+        self._ready_timeout = ready_timeout_s
+        self._tracked: dict[int, _Tracked] = {}
+
+    # ----------------------------------------------------------------------------------- launching
+    def _commands(self, spec: AttemptSpec, port: int, folder: Path) -> tuple[list[str], list[str]]:
+        track = spec.track
+        if track.local is None:
+            raise InputError(f"track {track.name} has no local commands; it cannot run on the local backend")
+        values = {
+            "port": str(port),
+            "routes": track.routes_file,
+            "route": spec.route_id,
+            "repetitions": "1",
+            "checkpoint": str(folder / "checkpoint.json"),
+            "agent": spec.agent.ref,
+            "agent_config": spec.agent.config or "",
+            "seed": str(spec.seed),
+            "workdir": str(folder),
+            "scorer": track.scorer.value,
+        }
+
+        def fill(argv: Sequence[str]) -> list[str]:
+            try:
+                return [item.format(**values) for item in argv]
+            except (KeyError, IndexError, ValueError) as err:
+                raise InputError(f"track {track.name}: bad placeholder in command {list(argv)}: {err}") from None
+
+        return fill(track.local.simulator), fill(track.local.evaluator)
+
+    def launch(self, spec: AttemptSpec) -> str:
+        folder = self.workdir / f"attempt-{spec.attempt_id}"
+        folder.mkdir(parents=True, exist_ok=True)
+        taken = {t.port for t in self._tracked.values()}
+        port = free_port(*self._ports, taken)
+        simulator, evaluator = self._commands(spec, port, folder)
+        sup = SupervisorSpec(
+            simulator=simulator,
+            evaluator=evaluator,
+            port=port,
+            budget_s=spec.budget_s,
+            silence_timeout_s=spec.track.silence_timeout_s,
+            ready_timeout_s=self._ready_timeout,
+            grace_s=self._grace,
+            env={"PYTHONUNBUFFERED": "1", "LBCLOUD_ATTEMPT": str(spec.attempt_id)},
+        )
+        (folder / "spec.json").write_text(json.dumps(asdict(sup), indent=2), encoding="utf-8")
+        (folder / "attempt.json").write_text(
+            json.dumps({"attempt": spec.attempt_id, "submission": spec.submission_id, "repetition": spec.repetition}),
+            encoding="utf-8",
+        )
+        proc = subprocess.Popen(
+            [self._python, "-m", "lbcloud.adapters.backends.local_supervisor", str(folder)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=open(folder / "supervisor.err", "ab"),  # noqa: SIM115
+            start_new_session=True,
+            close_fds=True,
+        )
+        self._tracked[spec.attempt_id] = _Tracked(
+            spec.attempt_id, spec.submission_id, folder, spec.repetition, port, process=proc
+        )
+        return str(folder)
+
+    # ------------------------------------------------------------------------------------- polling
+    def poll(self) -> list[BackendEvent]:
+        events: list[BackendEvent] = []
+        now = time.monotonic()
+        for attempt_id, tracked in list(self._tracked.items()):
+            if tracked.process is not None:
+                tracked.process.poll()  # reap
+            result_file = tracked.workdir / RESULT_FILE
+            if result_file.exists():
+                events.append(self._ended(tracked))
+                del self._tracked[attempt_id]
+                continue
+            if not tracked.running_reported and (tracked.workdir / READY_FILE).exists():
+                tracked.running_reported = True
+                events.append(BackendEvent(attempt_id, BackendEventKind.RUNNING, "simulator ready, agent starting"))
+            if now - tracked.last_log_upload >= LOG_UPLOAD_INTERVAL_S:
+                self._upload_logs(tracked)
+                tracked.last_log_upload = now
+            if not self._supervisor_alive(tracked) and not result_file.exists():
+                events.append(
+                    BackendEvent(
+                        attempt_id,
+                        BackendEventKind.ENDED,
+                        outcome=AttemptOutcome.FAILED,
+                        blame=Blame.INFRASTRUCTURE,
+                        reason="the attempt's supervisor process died without a result",
+                        logs=self._read_logs(tracked),
+                    )
+                )
+                del self._tracked[attempt_id]
+        return events
+
+    def _supervisor_alive(self, tracked: _Tracked) -> bool:
+        if tracked.process is not None:
+            return tracked.process.poll() is None
+        try:
+            pid = int((tracked.workdir / PID_FILE).read_text().strip())
+        except (OSError, ValueError):
+            return False
+        return _pid_alive(pid)
+
+    def _read_logs(self, tracked: _Tracked) -> dict[str, bytes]:
+        out: dict[str, bytes] = {}
+        for stream, name in LOG_FILES.items():
+            path = tracked.workdir / name
+            if path.exists():
+                out[stream.value] = path.read_bytes()
+        return out
+
+    def _upload_logs(self, tracked: _Tracked) -> None:
+        for stream, name in LOG_FILES.items():
+            path = tracked.workdir / name
+            try:
+                size = path.stat().st_size
+            except OSError:
+                continue
+            if tracked.log_sizes.get(stream) == size:
+                continue
+            try:
+                self._artifacts.put(
+                    attempt_log_key(tracked.submission_id, tracked.attempt_id, stream), path.read_bytes(), "text/plain"
+                )
+                tracked.log_sizes[stream] = size
+            except LbcloudError as err:
+                log.warning("log upload failed, will retry: %s", err, extra={"attempt": tracked.attempt_id})
+
+    def _ended(self, tracked: _Tracked) -> BackendEvent:
+        result = json.loads((tracked.workdir / RESULT_FILE).read_text(encoding="utf-8"))
+        ended_by: str = result["ended_by"]
+        code: int | None = result["exit_code"]
+        detail: str = result["detail"]
+        logs = self._read_logs(tracked)
+        record = self._record(tracked)
+        sim_ratio = self._sim_ratio(record)
+        base = {
+            "attempt_id": tracked.attempt_id,
+            "kind": BackendEventKind.ENDED,
+            "exit_code": code,
+            "logs": logs,
+            "node": socket.gethostname(),
+            "sim_ratio": sim_ratio,
+        }
+        if ended_by == "cancelled":
+            return BackendEvent(**base, outcome=AttemptOutcome.CANCELLED, reason=detail)  # type: ignore[arg-type]
+        if ended_by in ("budget", "silence"):
+            return BackendEvent(**base, outcome=AttemptOutcome.FAILED, blame=Blame.AGENT, reason=detail)  # type: ignore[arg-type]
+        if ended_by == "simulator_not_ready":
+            return BackendEvent(**base, outcome=AttemptOutcome.FAILED, blame=Blame.SIMULATOR, reason=detail)  # type: ignore[arg-type]
+        if ended_by == "spawn_error":
+            return BackendEvent(**base, outcome=AttemptOutcome.FAILED, blame=Blame.INFRASTRUCTURE, reason=detail)  # type: ignore[arg-type]
+        outcome, blame, reason = classify_exit(code, record is not None, result.get("simulator_exit_code"))
+        return BackendEvent(
+            **base,  # type: ignore[arg-type]
+            outcome=outcome,
+            blame=blame,
+            reason=reason,
+            record_json=record if outcome is AttemptOutcome.RECORD or code == EXIT_SIMULATION_CRASHED else None,
+        )
+
+    def _record(self, tracked: _Tracked) -> str | None:
+        """The checkpoint's single record as a one-record document (``route_id`` set to the task's
+        repetition), or None when the evaluator wrote none."""
+        path = tracked.workdir / "checkpoint.json"
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError:
+            return None
+        if not text.strip():
+            return None
+        try:
+            results = parse_results(text, str(path))
+        except LbcloudError as err:
+            log.warning("unreadable checkpoint: %s", err, extra={"attempt": tracked.attempt_id})
+            return None
+        if not results.records:
+            return None
+        record = results.records[-1]
+        if tracked.repetition and results.format is ResultFormat.V2X:
+            route, _ = record.route_and_repetition
+            record = replace(record, route_id=route_id_for(route, tracked.repetition))
+            results = replace(results, records=(record,))
+            return dumps_results(results)
+        return text
+
+    @staticmethod
+    def _sim_ratio(record: str | None) -> float | None:
+        if record is None:
+            return None
+        try:
+            meta = parse_results(record, "record").records[-1].meta
+        except (LbcloudError, IndexError):
+            return None
+        system = float(meta.duration_system)
+        return round(float(meta.duration_game) / system, 3) if system > 0 else None
+
+    # ----------------------------------------------------------------------------- cancel / adopt
+    def cancel(self, attempt_id: int, handle: str) -> None:
+        folder = Path(handle)
+        try:
+            pid = int((folder / PID_FILE).read_text().strip())
+        except (OSError, ValueError):
+            pid = None
+        if pid is not None and _pid_alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + self._grace + 0.3
+            while time.monotonic() < deadline and _pid_alive(pid):
+                time.sleep(0.02)
+        # belt and braces: whatever the supervisor left, end it now
+        try:
+            groups = json.loads((folder / GROUPS_FILE).read_text())["groups"]
+        except (OSError, ValueError, KeyError):
+            groups = []
+        for group in [*groups, *([pid] if pid else [])]:
+            with contextlib.suppress(ProcessLookupError, PermissionError, ValueError):
+                os.killpg(int(group), signal.SIGKILL)
+        if not (folder / RESULT_FILE).exists():
+            (folder / RESULT_FILE).write_text(
+                json.dumps(
+                    {
+                        "ended_by": "cancelled",
+                        "exit_code": None,
+                        "simulator_exit_code": None,
+                        "detail": "cancelled on request",
+                        "started_at": 0,
+                        "simulator_ready_at": None,
+                        "ended_at": time.time(),
+                    }
+                )
+            )
+
+    def adopt(self, attempts: Sequence[Attempt]) -> list[BackendEvent]:
+        events: list[BackendEvent] = []
+        for attempt in attempts:
+            if attempt.id in self._tracked:
+                continue
+            if not attempt.handle:
+                events.append(
+                    BackendEvent(
+                        attempt.id,
+                        BackendEventKind.ENDED,
+                        outcome=AttemptOutcome.LOST,
+                        blame=Blame.INFRASTRUCTURE,
+                        reason="the dispatcher stopped before the attempt was started",
+                    )
+                )
+                continue
+            folder = Path(attempt.handle)
+            try:
+                info = json.loads((folder / "attempt.json").read_text())
+                spec = json.loads((folder / "spec.json").read_text())
+            except (OSError, ValueError):
+                events.append(
+                    BackendEvent(
+                        attempt.id,
+                        BackendEventKind.ENDED,
+                        outcome=AttemptOutcome.LOST,
+                        blame=Blame.INFRASTRUCTURE,
+                        reason=f"no trace of the attempt in {folder}",
+                    )
+                )
+                continue
+            tracked = _Tracked(attempt.id, attempt.submission_id, folder, int(info.get("repetition", 0)), spec["port"])
+            tracked.running_reported = (folder / READY_FILE).exists()
+            self._tracked[attempt.id] = tracked
+            if not (folder / RESULT_FILE).exists() and not self._supervisor_alive(tracked):
+                del self._tracked[attempt.id]
+                events.append(
+                    BackendEvent(
+                        attempt.id,
+                        BackendEventKind.ENDED,
+                        outcome=AttemptOutcome.LOST,
+                        blame=Blame.INFRASTRUCTURE,
+                        reason="the attempt's processes are gone and left no result",
+                        logs=self._read_logs(tracked),
+                    )
+                )
+        return events
+
+    def close(self) -> None:
+        for tracked in self._tracked.values():
+            if tracked.process is not None:
+                tracked.process.poll()
+
+
+def classify_exit(code: int | None, has_record: bool, simulator_code: int | None) -> tuple[AttemptOutcome, Blame, str]:
+    """Outcome and blame of an evaluator that exited with ``code`` (see ``lbcloud.domain.blame``)."""
+    if code == EXIT_FINISHED and has_record:
+        return AttemptOutcome.RECORD, Blame.NONE, "route evaluated"
+    if code == EXIT_AGENT_REJECTED and has_record:
+        return AttemptOutcome.RECORD, Blame.AGENT, "the agent's sensors were invalid"
+    if code == EXIT_SIMULATION_CRASHED:
+        return AttemptOutcome.FAILED, Blame.SIMULATOR, "the simulation crashed"
+    if code == EXIT_SIMULATOR_UNREACHABLE:
+        return AttemptOutcome.FAILED, Blame.SIMULATOR, "the evaluator could not connect to the simulator"
+    if code == EXIT_USAGE:
+        return AttemptOutcome.FAILED, Blame.INFRASTRUCTURE, "the evaluator rejected its arguments (exit 2)"
+    if code == EXIT_FINISHED:
+        return AttemptOutcome.FAILED, Blame.INFRASTRUCTURE, "the evaluator exited without writing a route record"
+    if code is not None and code < 0:
+        sig = -code
+        name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
+        if sig in (signal.SIGSEGV, signal.SIGABRT, signal.SIGFPE, signal.SIGILL, signal.SIGBUS):
+            return AttemptOutcome.FAILED, Blame.AGENT, f"the agent process died from {name}"
+        return AttemptOutcome.FAILED, Blame.INFRASTRUCTURE, f"the evaluator was killed by {name}"
+    if has_record:
+        return AttemptOutcome.RECORD, Blame.NONE, f"route evaluated (evaluator exit {code})"
+    return (
+        AttemptOutcome.FAILED,
+        Blame.AGENT,
+        f"the evaluator exited with code {code} without writing a route record (see the agent log)",
+    )
