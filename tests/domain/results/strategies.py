@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from lbcloud.domain.results.model import INFRACTION_KEYS_2X, RouteRecord, route_id_for
+from lbcloud.domain.results.model import INFRACTION_KEYS_2X, INFRACTION_KEYS_10, ResultFormat, RouteRecord, route_id_for
 from lbcloud.domain.results.scoring import (
     InfractionEvent,
     blocked_message,
@@ -46,11 +46,16 @@ def route_record(
 ) -> RouteRecord:
     rc = draw(st.one_of(st.just(100), st.just(0), st.floats(0.01, 99.99).map(lambda x: round(x, 2))))
     failure = draw(st.sampled_from([None, "Agent crashed", "Simulation crashed"]))
+    drawn = draw(events())
+    fmt = ResultFormat.V2X
+    if scorer is ScorerVersion.LB10:
+        drawn = [event for event in drawn if event.kind in INFRACTION_KEYS_10]
+        fmt = ResultFormat.V10
     return build_route_record(
         index=route,
-        route_id=route_id_for(route, repetition),
+        route_id=route_id_for(route, repetition, fmt),
         route_completion=rc,
-        events=draw(events()),
+        events=drawn,
         route_length=draw(st.floats(10, 20000)),
         duration_game=draw(st.floats(0, 3000)),
         duration_system=draw(st.floats(0, 9000)),

@@ -218,3 +218,11 @@ def test_messages_give_back_the_same_penalty(events: list[InfractionEvent], scor
     assert round(infraction_penalty(rebuilt, scorer), 6) == pytest.approx(
         round(infraction_penalty(events, scorer), 6), abs=1.1e-6
     )
+
+
+@given(data=st.data(), scorer=st.sampled_from(list(ScorerVersion)))
+def test_rescoring_a_record_under_its_own_scorer_changes_nothing(data: st.DataObject, scorer: ScorerVersion) -> None:
+    from tests.domain.results.strategies import route_record
+
+    record = data.draw(route_record(3, scorer=scorer))
+    assert rescore_record(record, scorer) == record

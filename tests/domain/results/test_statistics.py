@@ -7,16 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from lbcloud.domain.results.model import GlobalScores, ResultsFile
+from lbcloud.domain.errors import InputError
+from lbcloud.domain.results.model import GlobalScores, ResultFormat, ResultsFile
 from lbcloud.domain.results.statistics import (
     INVALID_HEADER,
     compute_global_record,
     compute_global_record_10,
     entry_status_from_records,
     finalize_results,
+    rescore_results,
     values_for,
 )
 from lbcloud.domain.results.writer import dumps_results
+from lbcloud.domain.tracks import ScorerVersion
 from tests.domain.results.conftest import load
 
 
@@ -101,3 +104,26 @@ def test_entry_status_last_matching_record_decides(lb20: Path) -> None:
     assert entry_status_from_records([*records, rejected]) == "Rejected"
     assert entry_status_from_records([rejected, *records]) == "Crashed"
     assert entry_status_from_records(records[:1]) == "Finished"
+
+
+def test_rescoring_files_under_their_own_scorer_changes_nothing(lb20: Path, real: Path) -> None:
+    # The published AGC file predates the 1.0 global meta totals; the official re-merge of it has them.
+    for path in [*sorted(lb20.glob("*.json")), real / "peer_merge" / "agc_lb10_single.merged.json"]:
+        results = load(path)
+        scorer = ScorerVersion.LB10 if results.format is ResultFormat.V10 else ScorerVersion.LB20
+        assert dumps_results(rescore_results(results, scorer)) == dumps_results(results), path.name
+
+
+def test_rescoring_20_under_21_changes_scores_and_global(lb20: Path) -> None:
+    results = load(lb20 / "partial_agent_results1.json")
+    rescored = rescore_results(results, ScorerVersion.LB21)
+    assert rescored.records[1].scores.score_penalty == 0.468209
+    assert rescored.global_record is not None and results.global_record is not None
+    assert rescored.global_record.scores_mean != results.global_record.scores_mean
+    assert rescored.entry_status == "Finished"
+    assert rescored.values[0] == str(rescored.global_record.scores_mean.score_composed)
+
+
+def test_rescoring_refuses_a_format_mismatch(lb20: Path) -> None:
+    with pytest.raises(InputError, match=r"lb1\.0 cannot score a Leaderboard 2\.x file"):
+        rescore_results(load(lb20 / "partial_agent_results1.json"), ScorerVersion.LB10)

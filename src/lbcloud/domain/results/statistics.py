@@ -12,6 +12,8 @@ Public names:
   status, eligibility and validation, in the official order. ``FinalizedResults.messages`` holds the
   lines the official code prints when it sets ``Invalid``.
 - :func:`finalize_results_10(results, source_records=None) -> ResultsFile` — the 1.0 equivalent.
+- :func:`rescore_results(results, scorer) -> ResultsFile` — re-score every record (e.g. a 2.0 file
+  under lb2.1) and recompute the global record if the file has one.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from lbcloud.domain.errors import InputError
 from lbcloud.domain.results.model import (
     INFRACTION_KEYS_2X,
     INFRACTION_KEYS_10,
@@ -38,6 +41,8 @@ from lbcloud.domain.results.model import (
     ResultsFile,
     RouteRecord,
 )
+from lbcloud.domain.results.scoring import rescore_record
+from lbcloud.domain.tracks import ScorerVersion
 
 SCORE_DIGITS = 6
 STAT_DIGITS = 3
@@ -277,3 +282,27 @@ def finalize_results_10(results: ResultsFile, source_records: Sequence[RouteReco
         entry_status=entry_status,
         eligible=entry_status != "Finished with missing data",
     )
+
+
+def rescore_results(results: ResultsFile, scorer: ScorerVersion) -> ResultsFile:
+    """``results`` with every record re-scored under ``scorer`` from its messages and stored RC.
+
+    If the file has a global record, it and ``values``/``labels`` are recomputed (N = ``progress[1]``);
+    ``entry_status`` and ``eligible`` are kept. Raises :class:`InputError` when the scorer's format
+    (1.0 vs 2.x) differs from the file's.
+    """
+    wants_10 = scorer is ScorerVersion.LB10
+    if wants_10 != (results.format is ResultFormat.V10):
+        raise InputError(
+            f"scorer {scorer.value} cannot score a Leaderboard {results.format.value} file "
+            "(its records have different infraction lists)"
+        )
+    records = tuple(rescore_record(record, scorer) for record in results.records)
+    rescored = replace(results, records=records)
+    if results.global_record is None or results.total <= 0:
+        return rescored
+    if wants_10:
+        global_record = compute_global_record_10(records, results.total)
+        return replace(rescored, global_record=global_record, values=values_for(global_record, ResultFormat.V10))
+    global_record = compute_global_record(records, results.total)
+    return replace(rescored, global_record=global_record, values=values_for(global_record), labels=LABELS_2X)
