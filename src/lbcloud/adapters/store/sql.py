@@ -179,10 +179,11 @@ class SqlStateStore:
                 )
                 session.execute(statement)
 
-    def track_names(self) -> list[str]:
-        """Names of the synced tracks, sorted."""
+    def synced_tracks(self) -> dict[str, str]:
+        """The synced tracks: name → the track's settings as JSON (what :meth:`sync_tracks` last wrote)."""
         with self._tx("listing tracks", write=False) as session:
-            return list(session.scalars(select(TrackRow.name).order_by(TrackRow.name)))
+            query = select(TrackRow.name, TrackRow.spec_json).order_by(TrackRow.name)
+            return {name: spec for name, spec in session.execute(query)}
 
     # submissions --------------------------------------------------------------------------------
     def create_submission(self, new: NewSubmission) -> tuple[Submission, bool]:
