@@ -454,10 +454,12 @@ def render_job(spec: AttemptSpec, config: KubernetesConfig) -> Manifest:
     name = job_name(spec)
     port = images.simulator_port
 
-    volumes = [
+    volumes: list[Manifest] = [
         {"name": n, "emptyDir": {}} for n in ("staging", "contents", "results", "logs", "run", "agent-tmp", "sim-tmp")
     ]
-    contents_copy = " && ".join(f"cp -a {shlex.quote(p.rstrip('/') + '/.')} {STAGING_DIR}/" for p in images.contents_paths)
+    contents_copy = " && ".join(
+        f"cp -a {shlex.quote(p.rstrip('/') + '/.')} {STAGING_DIR}/" for p in images.contents_paths
+    )
     small = _resources("100m", "256Mi")
     init_containers: list[Manifest] = [
         {
