@@ -28,8 +28,10 @@ class PoolCost:
         return None if self.usd_per_node_hour is None else self.usd_per_node_hour * self.max_nodes
 
 
-# EKS charges for the control plane itself (standard support), independent of nodes.
+# Always-on charges besides the nodes: the EKS control plane (standard support) and the one NAT
+# gateway eksctl creates for the private node subnets (plus its per-GB data charge, not counted).
 EKS_CONTROL_PLANE_USD_PER_HOUR = 0.10
+NAT_GATEWAY_USD_PER_HOUR = 0.045
 
 
 def pool_costs(spec: ClusterSpec) -> list[PoolCost]:
@@ -57,7 +59,7 @@ def _usd(value: float | None) -> str:
 def cost_lines(spec: ClusterSpec) -> list[str]:
     """A short table: per pool the node price, idle and full-scale cost per hour, then the totals."""
     lines = [f"Cost per hour ({PRICE_NOTE}):"]
-    idle = busy = EKS_CONTROL_PLANE_USD_PER_HOUR
+    idle = busy = EKS_CONTROL_PLANE_USD_PER_HOUR + NAT_GATEWAY_USD_PER_HOUR
     unknown = False
     for cost in pool_costs(spec):
         spot = " (spot: usually much less)" if cost.capacity is Capacity.SPOT else ""
@@ -71,7 +73,10 @@ def cost_lines(spec: ClusterSpec) -> list[str]:
         else:
             idle += cost.usd_per_node_hour * cost.min_nodes
             busy += cost.usd_per_node_hour * cost.max_nodes
-    lines.append(f"  EKS control plane {_usd(EKS_CONTROL_PLANE_USD_PER_HOUR)}/hour")
+    lines.append(
+        f"  EKS control plane {_usd(EKS_CONTROL_PLANE_USD_PER_HOUR)}/hour,"
+        f" NAT gateway {_usd(NAT_GATEWAY_USD_PER_HOUR)}/hour (+ data)"
+    )
     suffix = " (plus pools with unknown prices: add them under `prices:`)" if unknown else ""
     lines.append(
         f"  idle (every pool at its minimum; GPU pools with min 0 cost nothing): {_usd(idle)}/hour;"

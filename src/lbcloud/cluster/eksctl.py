@@ -6,8 +6,8 @@ What it sets up, and why:
 - one node group per GPU pool (min 0, so idle pools cost nothing), tainted so only GPU work lands
   there, with the cluster-autoscaler auto-discovery tags and the ``node-template`` tags it needs to
   scale a group up from zero (labels, taints, GPU count);
-- GPU nodes block the instance metadata service for pods (``disablePodIMDS``): evaluation pods must
-  not borrow the node's AWS role;
+- every node blocks the instance metadata service for pods (``disablePodIMDS``): no pod, least of all
+  an evaluation pod, may borrow the node's AWS role;
 - EKS Pod Identity associations: the dispatcher (its S3 prefix, the EvalAI queue), the autoscaler and
   Fluent Bit each get their own role with an inline least-privilege policy; no other pod gets AWS rights;
 - the VPC CNI with network policy enforcement on (lbcloud's NetworkPolicies need it);
@@ -88,6 +88,7 @@ def system_node_group(spec: ClusterSpec) -> dict[str, Any]:
         "volumeType": "gp3",
         "privateNetworking": True,
         "disableIMDSv1": True,
+        "disablePodIMDS": True,
         "labels": {POOL_LABEL: SYSTEM_POOL},
         "tags": autoscaler_tags(spec),
         "propagateASGTags": True,

@@ -333,6 +333,14 @@ class ClusterSpec(_Model):
             raise ValueError(
                 f"settings.{secret}: secrets do not belong in the spec; name an environment variable instead"
             )
+        defined = self.settings.get("tracks")
+        names_defined = {t.get("name") for t in defined if isinstance(t, dict)} if isinstance(defined, list) else set()
+        for i, track in enumerate(self.tracks):
+            if track.name not in names_defined:
+                raise ValueError(
+                    f"tracks[{i}] ({track.name}): no track {track.name} under settings.tracks; "
+                    "define its routes, images and scorer there"
+                )
         for env in (self.database.url_env, *([self.evalai.token_env] if self.evalai else [])):
             if not ENV_NAME.match(env):
                 raise ValueError(f"{env!r} is not an environment variable name")
