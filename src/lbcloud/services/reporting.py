@@ -5,9 +5,10 @@ attempt's token; this service checks and stores what it sends:
 
 - **who**: the token must belong to a live attempt (:meth:`StateStore.attempt_by_token`) and match
   the attempt id in the request;
-- **record**: at most ``max_record_bytes``; must parse as one leaderboard route record of the
-  attempt's own route task; stored at :func:`attempt_record_key`. Idempotent: the same bytes again
-  succeed, different bytes once a record exists are a :class:`Conflict`;
+- **record**: at most ``max_record_bytes``; a leaderboard results document (the evaluator's
+  checkpoint, as the local backend passes it on) whose last route record is the attempt's own
+  task; stored at :func:`attempt_record_key`. Idempotent: the same bytes again succeed, different
+  bytes once a record exists are a :class:`Conflict`;
 - **logs**: chunks carry the byte offset they start at, so a retried chunk is never appended twice
   and a gap is refused with the offset the service expects next;
 - **heartbeats**: remembered per attempt (the first one also becomes a submission event).
@@ -16,7 +17,6 @@ attempt's token; this service checks and stores what it sends:
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 import time
 from collections.abc import Callable
@@ -24,8 +24,7 @@ from dataclasses import dataclass
 
 from lbcloud.domain.artifact_keys import LogStream, attempt_log_key
 from lbcloud.domain.errors import Conflict, InputError, LbcloudError, NotFound
-from lbcloud.domain.results.model import ResultFormat, parse_route_id
-from lbcloud.domain.results.reader import record_from_json
+from lbcloud.domain.results.reader import parse_results
 from lbcloud.domain.tasks import Attempt, AttemptStatus
 from lbcloud.services.ports import ArtifactStore, StateStore
 
@@ -138,20 +137,18 @@ class ReportingService:
         return RecordReceipt(key, digest, created=True)
 
     def _validate_record(self, attempt: Attempt, data: bytes) -> None:
+        """The payload is a leaderboard results document (the evaluator's checkpoint) whose last
+        record is this attempt's route task; raises :class:`InputError` naming the problem."""
         source = f"attempt {attempt.id} route record"
-        try:
-            obj = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as err:
-            raise InputError(f"{source}: not valid JSON ({err})") from None
-        route_id = obj.get("route_id") if isinstance(obj, dict) else None
-        fmt = ResultFormat.V2X if isinstance(route_id, str) and "_rep" in route_id else ResultFormat.V10
-        record = record_from_json(obj, source, "(record)", fmt)
+        results = parse_results(data, source)
+        if not results.records:
+            raise InputError(f"{source}: the document holds no route record")
+        record = results.records[-1]
         task = next((t for t in self.store.route_tasks(attempt.submission_id) if t.id == attempt.task_id), None)
         if task is None:
             raise NotFound(f"route task {attempt.task_id} of attempt {attempt.id} not found")
-        parsed = parse_route_id(record.route_id)
         expected = {task.instance_id, f"RouteScenario_{task.route_id}"}
-        if record.route_id not in expected or parsed is None:
+        if record.route_id not in expected:
             raise InputError(f"{source}: route_id {record.route_id!r} is not this attempt's route ({task.instance_id})")
 
     # ------------------------------------------------------------------------------------ logs

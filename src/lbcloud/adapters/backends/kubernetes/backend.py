@@ -9,7 +9,6 @@ the artifact store, where the dispatcher's reporter API put it.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -28,6 +27,7 @@ from lbcloud.adapters.backends.kubernetes.manifests import (
 from lbcloud.adapters.backends.kubernetes.watch import Informer
 from lbcloud.domain.blame import Blame, blame_of_record_status
 from lbcloud.domain.errors import Conflict, LbcloudError, NotFound
+from lbcloud.domain.results.reader import parse_results
 from lbcloud.domain.tasks import Attempt, AttemptOutcome
 from lbcloud.services.ports import ArtifactStore, AttemptSpec, BackendEvent, BackendEventKind
 from lbcloud.services.reporting import attempt_record_key
@@ -282,8 +282,10 @@ class KubernetesBackend:
                 node=verdict.node,
             )
         record = self._record(tracked.submission_id, tracked.attempt_id)
-        if record is not None:
-            status, ratio = _record_facts(record)
+        status, ratio = _record_facts(record) if record is not None else ("", None)
+        summary = {"lbcloud": f"kubernetes: Job {tracked.job_name}: {verdict.message}\n".encode()}
+        if record is not None and (verdict.phase is Phase.SUCCEEDED or verdict.blame is Blame.AGENT):
+            # a record is the result, whatever the exit code (agent faults are written into it)
             return BackendEvent(
                 tracked.attempt_id,
                 BackendEventKind.ENDED,
@@ -295,6 +297,7 @@ class KubernetesBackend:
                 record_json=record,
                 node=verdict.node,
                 sim_ratio=ratio,
+                logs=summary,
             )
         if verdict.phase is Phase.SUCCEEDED:
             verdict = Verdict(
@@ -304,6 +307,7 @@ class KubernetesBackend:
                 exit_code=verdict.exit_code,
                 node=verdict.node,
             )
+            summary = {"lbcloud": f"kubernetes: Job {tracked.job_name}: {verdict.message}\n".encode()}
         return BackendEvent(
             tracked.attempt_id,
             BackendEventKind.ENDED,
@@ -312,8 +316,11 @@ class KubernetesBackend:
             blame=verdict.blame,
             reason=verdict.message,
             exit_code=verdict.exit_code,
+            record_json=record,
             preempted=verdict.preempted,
             node=verdict.node,
+            sim_ratio=ratio,
+            logs=summary,
         )
 
     def _record(self, submission_id: int, attempt_id: int) -> str | None:
@@ -416,19 +423,14 @@ class KubernetesBackend:
 
 
 def _record_facts(record: str) -> tuple[str, float | None]:
-    """The record's status and simulation ratio (game time / system time) when it has them."""
+    """The last record's status and simulation ratio (game time / system time)."""
     try:
-        data = json.loads(record)
-    except ValueError:
+        results = parse_results(record, "reported route record")
+    except LbcloudError:
         return "", None
-    if not isinstance(data, dict):
+    if not results.records:
         return "", None
-    status = str(data.get("status", ""))
-    meta = data.get("meta")
-    if not isinstance(meta, dict):
-        meta = {}
-    game, system = meta.get("duration_game"), meta.get("duration_system")
-    ratio = None
-    if isinstance(game, int | float) and isinstance(system, int | float) and system > 0:
-        ratio = float(game) / float(system)
-    return status, ratio
+    last = results.records[-1]
+    system = float(last.meta.duration_system)
+    ratio = round(float(last.meta.duration_game) / system, 3) if system > 0 else None
+    return last.status, ratio

@@ -257,7 +257,8 @@ def _placeholders(spec: AttemptSpec, port: int) -> dict[str, str]:
         "port": str(port),
         "routes": routes_path(spec.track),
         "route": spec.route_id,
-        "repetitions": str(spec.repetition + 1),
+        # one repetition per attempt; the reporter names the record after the task's repetition
+        "repetitions": "1",
         "repetition": str(spec.repetition),
         "checkpoint": CHECKPOINT_PATH,
         # participant images name their agent in $TEAM_AGENT / $TEAM_CONFIG (the leaderboard's convention)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -54,6 +55,7 @@ class Informer:
         watch_timeout_s: int = 60,
         backoff_s: float = 0.5,
         max_backoff_s: float = 30.0,
+        min_watch_s: float = 0.2,
         wait: Callable[[threading.Event, float], bool] | None = None,
     ) -> None:
         self.api = api
@@ -63,6 +65,7 @@ class Informer:
         self.watch_timeout_s = watch_timeout_s
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
+        self.min_watch_s = min_watch_s
         self.stats = InformerStats()
         self.synced = threading.Event()
         self.resource_version = ""
@@ -90,29 +93,37 @@ class Informer:
         self.sink.relisted(self.kind, listed.items)
         self.synced.set()
 
-    def run_once(self) -> None:
-        """One watch stream from the current resourceVersion, until the server ends it."""
+    def run_once(self) -> int:
+        """One watch stream from the current resourceVersion, until the server ends it.
+
+        Returns how many events it delivered."""
         self.stats.watches += 1
+        delivered = 0
         for event in self.api.watch(self.kind, self.label_selector, self.resource_version, self.watch_timeout_s):
             if self._stop.is_set():
-                return
+                return delivered
             version = str((event.object.get("metadata") or {}).get("resourceVersion", ""))
             if version:
                 self.resource_version = version
             if event.type == "BOOKMARK":
                 continue
             self.stats.events += 1
+            delivered += 1
             self.sink.changed(self.kind, event.type, event.object)
+        return delivered
 
     def _run(self) -> None:
         delay = self.backoff_s
-        need_list = True
+        need_list = not self.synced.is_set()  # a list made by hand (adopt, tests) is continued from
         while not self._stop.is_set():
             try:
                 if need_list:
                     self.relist()
                     need_list = False
-                self.run_once()
+                started = time.monotonic()
+                if self.run_once() == 0 and time.monotonic() - started < self.min_watch_s:
+                    # a server that ends empty watches at once must not make this loop spin
+                    self._wait(self._stop, self.min_watch_s)
                 delay = self.backoff_s
             except WatchExpired:
                 self.stats.expired += 1
