@@ -68,7 +68,11 @@ def make_engine(url: str) -> Engine:
 def _sqlite_engine(parsed: URL) -> Engine:
     database = parsed.database
     if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(database).expanduser().parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise Unavailable(f"cannot create the folder {folder} of the SQLite database: {err}") from err
     engine = create_engine(
         parsed,
         pool_pre_ping=True,
@@ -119,17 +123,29 @@ def _alembic_config() -> Config:
 
 
 def migrate(url: str, revision: str = "head") -> None:
-    """Bring the database at ``url`` to ``revision`` (``alembic upgrade``). Safe to run repeatedly
+    """Bring the database at ``url`` up to ``revision`` (``alembic upgrade``). Safe to run repeatedly
     and from several processes at once (PostgreSQL serialises them with an advisory lock).
 
     Raises :class:`Unavailable` when the database cannot be reached, :class:`ConfigError` for a bad URL.
     """
+    _run_alembic(url, "upgrade", revision)
+
+
+def downgrade(url: str, revision: str) -> None:
+    """Take the database at ``url`` down to ``revision`` (``base`` drops every table: data is lost)."""
+    _run_alembic(url, "downgrade", revision)
+
+
+def _run_alembic(url: str, direction: str, revision: str) -> None:
     engine = make_engine(url)
     try:
-        with translate_errors(url, "migrating the schema"), writer(engine).connect() as connection:
+        with translate_errors(url, f"migrating the schema ({direction} {revision})"), writer(engine).connect() as conn:
             config = _alembic_config()
-            config.attributes["connection"] = connection
-            command.upgrade(config, revision)
+            config.attributes["connection"] = conn
+            if direction == "upgrade":
+                command.upgrade(config, revision)
+            else:
+                command.downgrade(config, revision)
     finally:
         engine.dispose()
 
