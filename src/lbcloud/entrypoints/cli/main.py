@@ -7,6 +7,7 @@ stderr and its documented exit code (tracebacks only with ``--debug``).
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -15,26 +16,62 @@ import typer
 
 from lbcloud import __version__
 from lbcloud.domain.errors import LbcloudError
-from lbcloud.entrypoints.cli import cluster, control, k8s, results, routes, track
 from lbcloud.entrypoints.cli.context import CliState
 from lbcloud.logs import configure_logging
 
 EXIT_UNEXPECTED = 70
 
-app = typer.Typer(
-    name="lbcloud",
-    help="Evaluate autonomous-driving agents on leaderboard routes, score them exactly as the official "
-    "leaderboard does, and publish the results.\n\nStart with:  lbcloud demo",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-app.add_typer(results.app, name="results")
-app.add_typer(routes.app, name="routes")
-app.add_typer(track.app, name="track")
-app.add_typer(k8s.app, name="k8s")
-app.add_typer(cluster.app, name="cluster")
-control.register(app)
+# command groups by name; each module exposes ``app``. Only the group a command line names is
+# imported, so `lbcloud track sumo simulator` (started for every attempt) starts quickly.
+GROUPS = {
+    "results": "lbcloud.entrypoints.cli.results",
+    "routes": "lbcloud.entrypoints.cli.routes",
+    "track": "lbcloud.entrypoints.cli.track",
+    "k8s": "lbcloud.entrypoints.cli.k8s",
+    "cluster": "lbcloud.entrypoints.cli.cluster",
+}
+GLOBAL_OPTIONS_WITH_VALUE = {"--config", "-c"}
+
+
+def build_app(only: str | None = None) -> typer.Typer:
+    """The root app with every group, or only the group ``only`` (a key of :data:`GROUPS`)."""
+    root = typer.Typer(
+        name="lbcloud",
+        help="Evaluate autonomous-driving agents on leaderboard routes, score them exactly as the official "
+        "leaderboard does, and publish the results.\n\nStart with:  lbcloud demo",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    root.callback()(_root)
+    for name, module in GROUPS.items():
+        if only is None or only == name:
+            root.add_typer(importlib.import_module(module).app, name=name)
+    if only is None:
+        from lbcloud.entrypoints.cli import control
+
+        control.register(root)
+    return root
+
+
+def _command_name(args: list[str]) -> str | None:
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+            continue
+        if arg in GLOBAL_OPTIONS_WITH_VALUE:
+            skip = True
+            continue
+        if not arg.startswith("-"):
+            return arg
+    return None
+
+
+def __getattr__(name: str) -> typer.Typer:
+    if name == "app":
+        return build_app()
+    raise AttributeError(name)
 
 
 def _version(value: bool) -> None:
@@ -43,7 +80,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def _root(
     ctx: typer.Context,
     config: Annotated[
@@ -64,6 +100,8 @@ def main(argv: list[str] | None = None) -> None:
     """Run the CLI; map project errors to one line and an exit code."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    command = _command_name(args)
+    app = build_app(command if command in GROUPS else None)
     try:
         app(args=args, standalone_mode=False)
     except LbcloudError as err:
