@@ -89,9 +89,8 @@ class CriteriaConfig:
 @dataclass(slots=True)
 class _Segment:
     ego_sum: float = 0.0
-    ego_count: int = 0
     traffic_sum: float = 0.0
-    traffic_count: int = 0
+    frames: int = 0
 
 
 @dataclass(slots=True)
@@ -192,11 +191,12 @@ class RouteCriteria:
         return obs.time - self._stopped_since >= self.config.blocked_s
 
     def _min_speed(self, obs: Observation) -> None:
-        segment = self._segment
-        segment.ego_sum += obs.speed
-        segment.ego_count += 1
-        segment.traffic_sum += sum(obs.traffic_speeds)
-        segment.traffic_count += len(obs.traffic_speeds)
+        # Like the leaderboard's criterion: only frames with surrounding traffic count, for both sides.
+        if obs.traffic_speeds:
+            segment = self._segment
+            segment.ego_sum += obs.speed
+            segment.traffic_sum += sum(obs.traffic_speeds) / len(obs.traffic_speeds)
+            segment.frames += 1
         self._close_segments(final=False)
 
     def _close_segments(self, *, final: bool) -> None:
@@ -207,12 +207,9 @@ class RouteCriteria:
             segment = self._segment
             self._segment = _Segment()
             self._checkpoints_done += 1
-            if segment.ego_count == 0 or segment.traffic_count == 0:
+            if segment.frames == 0 or segment.traffic_sum <= 0:
                 continue
-            traffic = segment.traffic_sum / segment.traffic_count
-            if traffic <= 0:
-                continue
-            percentage = round(100 * (segment.ego_sum / segment.ego_count) / traffic, 2)
+            percentage = round(100 * segment.ego_sum / segment.traffic_sum, 2)
             if percentage < 100:
                 self.events.append(
                     InfractionEvent("min_speed_infractions", min_speed_message(percentage), percentage)

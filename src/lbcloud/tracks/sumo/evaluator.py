@@ -127,7 +127,7 @@ def load_instances(routes: Path, subset: str, repetitions: int) -> list[Instance
                 town=Town.parse(route.town),
                 waypoints=tuple((p.x, p.y, p.z) for p in route.keypoints),
                 seed=int(extra.get("seed", "0")),
-                traffic_per_min=int(extra.get("traffic", "40")),
+                traffic_per_min=int(extra.get("traffic", "24")),
             )
             edges = ego_edges(road_network(definition.town), definition.waypoints)
         except (InputError, ValueError) as err:
@@ -155,20 +155,10 @@ class Evaluator:
         self.sensors: tuple[SensorConfig, ...] | None = None
 
     def run_instance(self, instance: Instance) -> InstanceResult:
-        """Load, set up, drive and score one instance."""
-        opts = self.options
-        try:
-            files = build_scenario(instance.route, instance.repetition, opts.seed, self.workdir)
-            start = self.session.load(load_arguments(files), files.edges, instance.route.waypoints)
-        except SimulationCrashed as err:
-            log.error("%s: the simulator failed to load the route: %s", instance.route_id, err)
-            return InstanceResult(
-                _failed_record(instance, FailureReason.SIMULATION_CRASHED, opts.scorer), crashed=True
-            )
-        length = start.route_length_m
+        """Set up the agent, load the instance, drive and score it."""
         runner = AgentRunner(f"agent-{instance.route_id}")
         try:
-            return self._drive(instance, runner, length)
+            return self._run(instance, runner)
         finally:
             runner.close()
 
@@ -183,24 +173,34 @@ class Evaluator:
 
         return runner.call(self.options.setup_timeout_s, construct)
 
-    def _drive(self, instance: Instance, runner: AgentRunner, length: float) -> InstanceResult:
+    def _run(self, instance: Instance, runner: AgentRunner) -> InstanceResult:
         opts = self.options
         try:
             agent = self._setup_agent(instance, runner)
         except Exception as err:
             log.error("%s: the agent could not be set up: %s: %s", instance.route_id, type(err).__name__, err)
-            return InstanceResult(_failed_record(instance, FailureReason.AGENT_SETUP_FAILED, opts.scorer, length))
+            return InstanceResult(_failed_record(instance, FailureReason.AGENT_SETUP_FAILED, opts.scorer))
         newly_validated = False
         if self.sensors is None:
             try:
                 self.sensors = validate_sensors(runner.call(opts.setup_timeout_s, agent.sensors))
                 newly_validated = True
-            except (InvalidSensors, AgentTimeout, Exception) as err:
+            except Exception as err:
                 log.error("%s: the agent's sensors are invalid: %s", instance.route_id, err)
                 self._destroy(runner, agent)
-                record = _failed_record(instance, FailureReason.SENSORS_INVALID, opts.scorer, length)
+                record = _failed_record(instance, FailureReason.SENSORS_INVALID, opts.scorer)
                 return InstanceResult(record, rejected=True)
         sensors = self.sensors
+        try:
+            files = build_scenario(instance.route, instance.repetition, opts.seed, self.workdir)
+            reach = max((sensor.range for sensor in sensors if sensor.type == "sumo.radar"), default=0.0)
+            start = self.session.load(load_arguments(files), files.edges, instance.route.waypoints, reach)
+        except SimulationCrashed as err:
+            log.error("%s: the simulator failed to load the route: %s", instance.route_id, err)
+            self._destroy(runner, agent)
+            record = _failed_record(instance, FailureReason.SIMULATION_CRASHED, opts.scorer)
+            return InstanceResult(record, sensors if newly_validated else None, crashed=True)
+        length = start.route_length_m
         criteria = RouteCriteria(CriteriaConfig(length, timeout_budget_s(length), blocked_s=opts.blocked_s))
         failure: FailureReason | None = None
         crashed = False

@@ -20,8 +20,9 @@ from lbcloud.tracks.sumo.binaries import binary, build_atomically, cache_dir, su
 
 TOWN = re.compile(r"^grid(?P<nx>\d{1,2})x(?P<ny>\d{1,2})-(?P<block>\d{2,4})m$")
 NET_FILE = "town.net.xml"
+NETWORK_VERSION = "v1"  # bump when netgenerate_args changes, so caches never serve an old network
 SPEED_LIMIT = 13.89  # m/s, 50 km/h
-GREEN_S = 12
+GREEN_S = 10
 YELLOW_S = 3
 
 
@@ -87,7 +88,7 @@ def network_file(town: Town) -> Path:
         except subprocess.CalledProcessError as err:
             raise Unavailable(f"netgenerate failed for town {town.name}: {err.stderr.strip()[-300:]}") from err
 
-    folder = build_atomically(cache_dir() / "networks" / town.name, build)
+    folder = build_atomically(cache_dir() / "networks" / NETWORK_VERSION / town.name, build)
     return folder / NET_FILE
 
 

@@ -34,7 +34,7 @@ class RouteSetSpec:
     min_length_m: float
     max_length_m: float
     towns: tuple[Town, ...]
-    traffic_per_min: int = 40
+    traffic_per_min: int = 24
 
     def __post_init__(self) -> None:
         if self.count < 1 or not self.towns:

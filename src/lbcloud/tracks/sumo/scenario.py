@@ -20,10 +20,10 @@ from lbcloud.tracks.sumo.network import Town, network_file, road_network
 Point = tuple[float, float, float]
 
 EGO_ID = "hero"
-STEP_LENGTH_S = 0.1
+STEP_LENGTH_S = 0.2
 BUDGET_BASE_S = 60.0
 BUDGET_MIN_SPEED_MS = 2.5
-INITIAL_VEHICLES_PER_KM = 12
+INITIAL_VEHICLES_PER_KM = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +34,7 @@ class RouteDefinition:
     town: Town
     waypoints: tuple[Point, ...]
     seed: int = 0
-    traffic_per_min: int = 40
+    traffic_per_min: int = 24
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,7 @@ MAX_BRAKE = 8.0
 ROLLING_DECEL = 0.3
 MAX_SPEED = 30.0
 TRAFFIC_RADIUS_M = 50.0
-CONTEXT_RADIUS_M = 100.0
+_ALWAYS = (-1073741824.0, -1073741824.0)
 LIGHT_RANGE_M = 150.0
 _STATE_NAMES = {"r": "red", "R": "red", "y": "yellow", "Y": "yellow", "u": "red"}
 
@@ -68,6 +68,7 @@ class SumoSession:
         self._route_length = 0.0
         self._turned = False
         self._speed_limits: dict[str, float] = {}
+        self._context_radius = TRAFFIC_RADIUS_M
 
     @classmethod
     def connect(cls, port: int, *, connect_timeout_s: float = 10.0, step_timeout_s: float = 30.0) -> SumoSession:
@@ -86,6 +87,7 @@ class SumoSession:
             sock = getattr(conn, "_socket", None)
             if isinstance(sock, socket.socket):
                 sock.settimeout(step_timeout_s)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             return cls(conn, step_timeout_s)
         raise Unavailable(f"could not connect to the SUMO server on 127.0.0.1:{port} within {connect_timeout_s:g}s ({last})")
 
@@ -95,9 +97,20 @@ class SumoSession:
         except _traci_errors() as err:
             raise SimulationCrashed(f"{type(err).__name__}: {err}".strip()) from err
 
-    def load(self, arguments: Sequence[str], edges: Sequence[str], points: Sequence[tuple[float, float, float]]) -> EgoStart:
-        """Load an instance and step until the ego is on the road; returns its route length."""
+    def load(
+        self,
+        arguments: Sequence[str],
+        edges: Sequence[str],
+        points: Sequence[tuple[float, float, float]],
+        sensor_range_m: float = 0.0,
+    ) -> EgoStart:
+        """Load an instance and step until the ego is on the road; returns its route length.
+
+        ``sensor_range_m`` is the largest range the agent's sensors need (nearby vehicles, leader).
+        """
         import traci.constants as tc
+
+        self._context_radius = max(TRAFFIC_RADIUS_M, sensor_range_m)
 
         self._edges, self._edge_set, self._points = tuple(edges), frozenset(edges), tuple(points)
         self._turned = False
@@ -111,12 +124,17 @@ class SumoSession:
         vehicle = self._conn.vehicle
         self._call(vehicle.setSpeedMode, EGO_ID, 0)
         self._call(vehicle.setSpeed, EGO_ID, 0.0)
-        variables = [tc.VAR_SPEED, tc.VAR_POSITION3D, tc.VAR_ROAD_ID, tc.VAR_LANE_ID, tc.VAR_DISTANCE, tc.VAR_ANGLE, tc.VAR_ACCELERATION]
-        self._call(vehicle.subscribe, EGO_ID, variables)
+        # Everything the step loop reads arrives with each simulationStep reply: no extra round trips.
+        variables = [
+            tc.VAR_SPEED, tc.VAR_POSITION3D, tc.VAR_ROAD_ID, tc.VAR_LANE_ID, tc.VAR_DISTANCE, tc.VAR_ANGLE,
+            tc.VAR_ACCELERATION, tc.VAR_NEXT_TLS, tc.VAR_LEADER, tc.VAR_LANEPOSITION,
+        ]  # fmt: skip
+        self._call(vehicle.subscribe, EGO_ID, variables, *_ALWAYS, {tc.VAR_LEADER: ("d", self._context_radius)})
         self._call(
-            vehicle.subscribeContext, EGO_ID, tc.CMD_GET_VEHICLE_VARIABLE, CONTEXT_RADIUS_M,
-            [tc.VAR_POSITION, tc.VAR_SPEED, tc.VAR_ROAD_ID, tc.VAR_TYPE],
+            vehicle.subscribeContext, EGO_ID, tc.CMD_GET_VEHICLE_VARIABLE, self._context_radius,
+            [tc.VAR_POSITION, tc.VAR_SPEED, tc.VAR_ROAD_ID, tc.VAR_LANEPOSITION],
         )  # fmt: skip
+        self._call(self._conn.simulation.subscribe, [tc.VAR_TIME, tc.VAR_COLLIDING_VEHICLES_IDS])
         last = self._edges[-1]
         last_length = self._call(self._conn.lane.getLength, f"{last}_0")
         self._route_length = float(self._call(vehicle.getDrivingDistance, EGO_ID, last, last_length))
@@ -127,19 +145,21 @@ class SumoSession:
 
     def observe(self) -> tuple[Observation, dict[str, Any]]:
         """The ego's state after the last step, and the raw readings sensors are built from."""
+        import traci.constants as tc
+
         vehicle = self._conn.vehicle
-        values = self._call(vehicle.getSubscriptionResults, EGO_ID)
-        now = float(self._call(self._conn.simulation.getTime))
+        values = vehicle.getSubscriptionResults(EGO_ID)
+        simulation = self._conn.simulation.getSubscriptionResults()
+        now = float(simulation.get(tc.VAR_TIME, 0.0))
         if not values:
             arrived = EGO_ID in self._call(self._conn.simulation.getArrivedIDList)
             return Observation(now, 0, 0, 0, 0, "", 0, present=False, arrived=arrived), {}
-        import traci.constants as tc
-
         x, y, z = values[tc.VAR_POSITION3D]
         road = str(values[tc.VAR_ROAD_ID])
         speed = float(values[tc.VAR_SPEED])
-        context = self._call(vehicle.getContextSubscriptionResults, EGO_ID) or {}
-        others: list[tuple[str, float, float, float, str, str]] = []
+        lane_position = float(values[tc.VAR_LANEPOSITION])
+        context = vehicle.getContextSubscriptionResults(EGO_ID) or {}
+        others: list[tuple[str, float, float, float, str]] = []
         traffic: list[float] = []
         for other, data in context.items():
             if other == EGO_ID:
@@ -147,22 +167,25 @@ class SumoSession:
             ox, oy = data[tc.VAR_POSITION]
             other_speed = float(data[tc.VAR_SPEED])
             other_road = str(data[tc.VAR_ROAD_ID])
-            others.append((other, ox, oy, other_speed, other_road, str(data[tc.VAR_TYPE])))
-            if other_road == road and math.hypot(ox - x, oy - y) <= TRAFFIC_RADIUS_M:
+            others.append((other, ox, oy, other_speed, other_road))
+            # Surrounding traffic: vehicles ahead of the ego on its road, which it could keep up with.
+            ahead = float(data[tc.VAR_LANEPOSITION]) - lane_position
+            if other_road == road and 0 < ahead <= TRAFFIC_RADIUS_M:
                 traffic.append(other_speed)
         light: LightAhead | None = None
-        upcoming = self._call(vehicle.getNextTLS, EGO_ID)
+        upcoming = values.get(tc.VAR_NEXT_TLS) or ()
         if upcoming:
             light_id, _, distance, state = upcoming[0]
             if distance <= LIGHT_RANGE_M:
                 light = LightAhead(str(light_id), float(distance), str(state))
         collisions: list[Collision] = []
-        for event in self._call(self._conn.simulation.getCollisions):
-            if EGO_ID not in (event.collider, event.victim):
-                continue
-            other = event.victim if event.collider == EGO_ID else event.collider
-            other_type = event.victimType if event.collider == EGO_ID else event.colliderType
-            collisions.append(Collision(str(other), f"vehicle.sumo.{other_type}"))
+        if EGO_ID in (simulation.get(tc.VAR_COLLIDING_VEHICLES_IDS) or ()):
+            for event in self._call(self._conn.simulation.getCollisions):
+                if EGO_ID not in (event.collider, event.victim):
+                    continue
+                other = event.victim if event.collider == EGO_ID else event.collider
+                other_type = event.victimType if event.collider == EGO_ID else event.colliderType
+                collisions.append(Collision(str(other), f"vehicle.sumo.{other_type}"))
         on_route = road.startswith(":") or road in self._edge_set
         obs = Observation(
             time=now, x=float(x), y=float(y), z=float(z), speed=speed, road_id=road,
@@ -176,6 +199,7 @@ class SumoSession:
             "angle": float(values[tc.VAR_ANGLE]),
             "acceleration": float(values[tc.VAR_ACCELERATION]),
             "upcoming": upcoming,
+            "leader": values.get(tc.VAR_LEADER),
         }
         return obs, raw
 
@@ -192,7 +216,7 @@ class SumoSession:
             elif sensor.type == "sumo.route_map":
                 out[sensor.id] = self._route_map(sensor.range, obs, raw["lane"])
             elif sensor.type == "sumo.radar":
-                out[sensor.id] = self._radar(sensor.range, obs, raw["others"])
+                out[sensor.id] = self._radar(sensor.range, obs, raw["others"], raw["leader"])
             elif sensor.type == "sumo.traffic_light":
                 out[sensor.id] = self._traffic_light(sensor.range, raw["upcoming"])
         return out
@@ -205,15 +229,20 @@ class SumoSession:
         )
         return RouteMap(min(obs.odometer, self._route_length), self._route_length, self._speed_limits[lane], obs.on_route, ahead)
 
-    def _radar(self, reach: float, obs: Observation, others: list[tuple[str, float, float, float, str, str]]) -> Radar:
+    def _radar(
+        self,
+        reach: float,
+        obs: Observation,
+        others: list[tuple[str, float, float, float, str]],
+        found: tuple[str, float] | None,
+    ) -> Radar:
         seen = [
             DetectedVehicle(other, ox, oy, speed, math.hypot(ox - obs.x, oy - obs.y))
-            for other, ox, oy, speed, _, _ in others
+            for other, ox, oy, speed, _ in others
         ]
         seen = sorted((v for v in seen if v.distance <= reach), key=lambda v: (v.distance, v.id))
         leader: Leader | None = None
-        found = self._call(self._conn.vehicle.getLeader, EGO_ID, reach)
-        if found and found[0]:
+        if found and found[0] and float(found[1]) <= reach:
             leader_speed = next((v.speed for v in seen if v.id == found[0]), None)
             if leader_speed is None:
                 leader_speed = float(self._call(self._conn.vehicle.getSpeed, found[0]))
