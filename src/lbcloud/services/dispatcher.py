@@ -324,6 +324,8 @@ class Dispatcher:
         if outcome is AttemptOutcome.RECORD and record:
             status = self._record_status(record)
             blame = blame_of_record_status(status) if blame is Blame.NONE else blame
+            if blame is not Blame.NONE:
+                reason = status
             if blame is Blame.SIMULATOR:  # a "Simulation crashed" record: retry like a crash
                 outcome = AttemptOutcome.FAILED
                 reason = reason or "the simulation crashed"
