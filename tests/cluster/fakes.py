@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from lbcloud.cluster.runner import CommandResult
@@ -26,6 +26,7 @@ class _Rule:
     stdout: str
     stderr: str
     times: int | None
+    then: Callable[[tuple[str, ...]], None] | None
 
 
 def _contains_in_order(argv: Sequence[str], words: Sequence[str]) -> bool:
@@ -41,7 +42,8 @@ class FakeRunner:
     """Records every command; answers from rules (latest matching rule wins), else ``default_returncode``.
 
     ``on("eksctl", "get", "cluster", returncode=1)`` answers every command whose words contain those
-    words in that order; ``times=n`` makes a rule expire after n uses.
+    words in that order; ``times=n`` makes a rule expire after n uses; ``then`` is called with the
+    command after it "ran" (to change what later checks see, as the real command would).
     """
 
     default_returncode: int = 0
@@ -49,9 +51,15 @@ class FakeRunner:
     rules: list[_Rule] = field(default_factory=list)
 
     def on(
-        self, *words: str, returncode: int = 0, stdout: str = "", stderr: str = "", times: int | None = None
+        self,
+        *words: str,
+        returncode: int = 0,
+        stdout: str = "",
+        stderr: str = "",
+        times: int | None = None,
+        then: Callable[[tuple[str, ...]], None] | None = None,
     ) -> None:
-        self.rules.append(_Rule(words, returncode, stdout, stderr, times))
+        self.rules.append(_Rule(words, returncode, stdout, stderr, times, then))
 
     def run(
         self, argv: Sequence[str], *, stdin: str | None = None, stream: bool = False, timeout: float | None = None
@@ -62,6 +70,8 @@ class FakeRunner:
             if rule.times != 0 and _contains_in_order(args, rule.words):
                 if rule.times is not None:
                     rule.times -= 1
+                if rule.then is not None:
+                    rule.then(args)
                 return CommandResult(args, rule.returncode, rule.stdout, rule.stderr)
         return CommandResult(args, self.default_returncode)
 

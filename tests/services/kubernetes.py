@@ -119,7 +119,7 @@ def kube_test_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube
     finally:
         stopped = _tool("down", str(state_dir), env=env, timeout=60)
         if stopped.returncode != 0:
-            print(f"kube-test-cluster down failed: {stopped.stderr[-2000:]}")  # noqa: T201 - teardown diagnostics
+            print(f"kube-test-cluster down failed: {stopped.stderr[-2000:]}")
 
 
 def _namespace_name(test_name: str) -> str:
