@@ -27,7 +27,7 @@ SHIM_NAME = "libloopback_bind.so"
 def sumo_home() -> Path:
     """The SUMO_HOME of the installed ``eclipse-sumo`` wheel."""
     try:
-        import sumo
+        import sumo  # type: ignore[import-untyped]
     except ImportError as err:  # pragma: no cover - a dependency of the package
         raise Unavailable("the eclipse-sumo package is not installed (pip install eclipse-sumo)") from err
     return Path(sumo.SUMO_HOME)

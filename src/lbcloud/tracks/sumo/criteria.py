@@ -211,6 +211,4 @@ class RouteCriteria:
                 continue
             percentage = round(100 * segment.ego_sum / segment.traffic_sum, 2)
             if percentage < 100:
-                self.events.append(
-                    InfractionEvent("min_speed_infractions", min_speed_message(percentage), percentage)
-                )
+                self.events.append(InfractionEvent("min_speed_infractions", min_speed_message(percentage), percentage))

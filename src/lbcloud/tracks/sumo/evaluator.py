@@ -24,7 +24,7 @@ from lbcloud.domain.results.routes import parse_route_file, select_routes
 from lbcloud.domain.results.scoring import FailureReason, build_route_record
 from lbcloud.domain.results.statistics import finalize_results
 from lbcloud.domain.tracks import ScorerVersion
-from lbcloud.tracks.sumo.agent_api import InvalidSensors, SensorConfig, VehicleControl, validate_sensors
+from lbcloud.tracks.sumo.agent_api import SensorConfig, VehicleControl, validate_sensors
 from lbcloud.tracks.sumo.agent_loader import load_agent_class
 from lbcloud.tracks.sumo.checkpoint import read_checkpoint, resume_point, write_checkpoint
 from lbcloud.tracks.sumo.criteria import CriteriaConfig, RouteCriteria
@@ -137,7 +137,9 @@ def load_instances(routes: Path, subset: str, repetitions: int) -> list[Instance
     return instances
 
 
-def _failed_record(instance: Instance, failure: FailureReason, scorer: ScorerVersion, length: float = 0.0) -> RouteRecord:
+def _failed_record(
+    instance: Instance, failure: FailureReason, scorer: ScorerVersion, length: float = 0.0
+) -> RouteRecord:
     return build_route_record(
         index=instance.position, route_id=instance.route_id, route_completion=0, events=[], route_length=length,
         duration_game=0.0, duration_system=0.0, scorer=scorer, failure=failure.value,
@@ -350,4 +352,3 @@ def run_with_errors(options: EvaluatorOptions, echo: Callable[[str], None] = pri
     except LbcloudError as err:
         echo(f"error: {err}")
         return int(ExitCode.CRASHED)
-

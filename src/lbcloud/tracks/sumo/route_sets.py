@@ -8,12 +8,13 @@ are extra attributes the evaluator uses to build the same background traffic on 
 
 from __future__ import annotations
 
+import itertools
 import random
-from importlib import resources
-from pathlib import Path
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from lbcloud.domain.errors import InputError
@@ -49,7 +50,7 @@ PRESETS: dict[str, RouteSetSpec] = {
         seed=2024, count=10, min_length_m=260, max_length_m=1550, towns=(Town(5, 7, 130), Town(6, 6, 150))
     ),
 }
-"""The route sets shipped as package data (``data/<name>.xml``); regenerate them with ``lbcloud track sumo generate``."""
+"""The route sets shipped as package data (``data/<name>.xml``), made by ``lbcloud track sumo generate --preset``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +71,10 @@ def _lane_points(edge: Any) -> list[tuple[float, float]]:
 
 
 def _midpoint(points: Sequence[tuple[float, float]]) -> tuple[float, float]:
-    lengths = [((b[0] - a[0]) ** 2 + (b[1] - a[1]) ** 2) ** 0.5 for a, b in zip(points, points[1:], strict=False)]
+    pairs = list(itertools.pairwise(points))
+    lengths = [((b[0] - a[0]) ** 2 + (b[1] - a[1]) ** 2) ** 0.5 for a, b in pairs]
     half = sum(lengths) / 2
-    for (a, b), seg in zip(zip(points, points[1:], strict=False), lengths, strict=True):
+    for (a, b), seg in zip(pairs, lengths, strict=True):
         if half <= seg and seg > 0:
             t = half / seg
             return a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1])

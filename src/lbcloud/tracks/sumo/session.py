@@ -79,7 +79,9 @@ class SumoSession:
         last: BaseException | None = None
         while time.monotonic() < deadline:
             try:
-                conn = traci.connect(port=port, host="127.0.0.1", numRetries=0, label=f"lbcloud-{port}-{time.time_ns()}")
+                conn = traci.connect(
+                    port=port, host="127.0.0.1", numRetries=0, label=f"lbcloud-{port}-{time.time_ns()}"
+                )
             except _traci_errors() as err:
                 last = err
                 time.sleep(0.1)
@@ -89,7 +91,9 @@ class SumoSession:
                 sock.settimeout(step_timeout_s)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             return cls(conn, step_timeout_s)
-        raise Unavailable(f"could not connect to the SUMO server on 127.0.0.1:{port} within {connect_timeout_s:g}s ({last})")
+        raise Unavailable(
+            f"could not connect to the SUMO server on 127.0.0.1:{port} within {connect_timeout_s:g}s ({last})"
+        )
 
     def _call(self, fn: Any, *args: Any) -> Any:
         try:
@@ -224,10 +228,10 @@ class SumoSession:
     def _route_map(self, horizon: float, obs: Observation, lane: str) -> RouteMap:
         if lane not in self._speed_limits:
             self._speed_limits[lane] = float(self._call(self._conn.lane.getMaxSpeed, lane))
-        ahead = tuple(
-            (px, py) for px, py, _ in self._points if 0 < math.hypot(px - obs.x, py - obs.y) <= horizon
+        ahead = tuple((px, py) for px, py, _ in self._points if 0 < math.hypot(px - obs.x, py - obs.y) <= horizon)
+        return RouteMap(
+            min(obs.odometer, self._route_length), self._route_length, self._speed_limits[lane], obs.on_route, ahead
         )
-        return RouteMap(min(obs.odometer, self._route_length), self._route_length, self._speed_limits[lane], obs.on_route, ahead)
 
     def _radar(
         self,
