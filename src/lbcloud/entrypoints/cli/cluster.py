@@ -20,7 +20,7 @@ from lbcloud.cluster.plan import PlanPrinter, down_steps, execute, secret_values
 from lbcloud.cluster.render import render_all, write_files
 from lbcloud.cluster.runner import CommandRunner, EchoingRunner, PrintOnlyRunner, SubprocessRunner
 from lbcloud.cluster.spec import ClusterSpec, example_spec_text, load_spec
-from lbcloud.domain.errors import ConfigError
+from lbcloud.domain.errors import ConfigError, LbcloudError
 
 app = typer.Typer(
     help="Stand up, check and tear down the evaluation cloud (EKS, GPU pools, add-ons, lbcloud) from one spec.\n\n"
@@ -29,6 +29,14 @@ app = typer.Typer(
 )
 
 DEFAULT_SPEC = Path("cluster.yaml")
+
+
+class DoctorFoundProblems(LbcloudError):
+    """At least one doctor check failed (exit code 1; the checks say what is wrong)."""
+
+    exit_code = 1
+
+
 SpecOption = Annotated[Path, typer.Option("--spec", "-s", help="The cluster spec (YAML).")]
 OutOption = Annotated[
     Path | None, typer.Option("--out", "-o", help="Folder for rendered files (default: rendered/<cluster name>).")
@@ -189,6 +197,7 @@ def doctor(
     findings = run_doctor(cluster, _runner(False), gpu_smoke_pool=gpu_smoke, report=_report)
     failed = [f for f in findings if f.status is Status.FAIL]
     if failed:
-        typer.echo(f"doctor: {len(failed)} problem(s) found", err=True)
-        raise typer.Exit(1)
+        raise DoctorFoundProblems(
+            f"cluster doctor found {len(failed)} problem(s): {', '.join(f.check for f in failed)} (see above)"
+        )
     typer.echo("doctor: all checks passed")
