@@ -226,6 +226,18 @@ class KubernetesSettings(BaseModel):
     dispatcher_url: str = "http://lbcloud-dispatcher.lbcloud.svc:8080"
     job_ttl_s: int = 3600
     gpu_sharing: Literal["device-handoff", "dra"] = "device-handoff"
+    dra_device_class: str = Field(default="gpu.nvidia.com", description="DeviceClass of the shared DRA claim.")
+    kube_version: str = Field(default="1.32", description="Cluster minor version (picks the DRA API version).")
+    compat: Literal["current", "1.20"] = Field(
+        default="current", description="'1.20': no native sidecars or podFailurePolicy (old clusters)."
+    )
+    dispatcher_namespace: str | None = Field(
+        default=None, description="Namespace of the dispatcher pods (NetworkPolicy egress); default: namespace."
+    )
+    dispatcher_pod_labels: dict[str, str] = Field(
+        default_factory=lambda: {"app.kubernetes.io/name": "lbcloud", "app.kubernetes.io/component": "dispatcher"},
+        description="Labels of the dispatcher pods evaluation pods may reach.",
+    )
     image_pull_secrets: list[str] = Field(default_factory=list)
     allowed_registries: list[str] = Field(default_factory=list)
 

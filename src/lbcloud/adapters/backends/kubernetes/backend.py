@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from lbcloud.adapters.backends.kubernetes.blame import Phase, Verdict, assess, attempt_id_of
-from lbcloud.adapters.backends.kubernetes.client import Kind, KubeApi
+from lbcloud.adapters.backends.kubernetes.client import Kind, KubeApi, KubeApiError
 from lbcloud.adapters.backends.kubernetes.manifests import (
     EVALUATION_SELECTOR,
     KubernetesConfig,
@@ -193,9 +193,7 @@ class KubernetesBackend:
                 )
             return name
         if not self._policy_ready:
-            self.stats.api_calls += 1
-            self.api.ensure(render_network_policy(self.config))
-            self._policy_ready = True
+            self._ensure_network_policy()
         with self._lock:
             self._tracked[spec.attempt_id] = tracked
         try:
@@ -224,6 +222,16 @@ class KubernetesBackend:
         with self.view.lock:
             self.view._touch(spec.attempt_id)
         return name
+
+    def _ensure_network_policy(self) -> None:
+        """Apply the evaluation NetworkPolicy once; without the right to, rely on the cluster's own
+        (``lbcloud cluster`` installs the same policy) and say so once."""
+        self.stats.api_calls += 1
+        try:
+            self.api.ensure(render_network_policy(self.config))
+        except KubeApiError as err:
+            log.warning("cannot apply the evaluation NetworkPolicy (%s); relying on the cluster's policies", err)
+        self._policy_ready = True
 
     def _registry_refusal(self, image: str) -> str | None:
         if not self.allowed_registries or any(image.startswith(p) for p in self.allowed_registries):

@@ -251,33 +251,46 @@ def routes_path(track: Track) -> str:
     return f"{CONTENTS_DIR}/routes/{PurePosixPath(track.routes_file).name}"
 
 
+class _Placeholders(dict[str, str]):
+    """Placeholder values; ``{env_NAME}`` becomes the container's ``$NAME`` at run time."""
+
+    def __missing__(self, key: str) -> str:
+        if key.startswith("env_") and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key[4:]):
+            return f"\0?{key[4:]}\0"  # '?': may be unset
+        raise KeyError(key)
+
+
 def _placeholders(spec: AttemptSpec, port: int) -> dict[str, str]:
     agent_config = spec.agent.config if spec.agent.kind is AgentKind.IMAGE and spec.agent.config else "\0TEAM_CONFIG\0"
-    return {
-        "port": str(port),
-        "routes": routes_path(spec.track),
-        "route": spec.route_id,
-        # one repetition per attempt; the reporter names the record after the task's repetition
-        "repetitions": "1",
-        "repetition": str(spec.repetition),
-        "checkpoint": CHECKPOINT_PATH,
-        # participant images name their agent in $TEAM_AGENT / $TEAM_CONFIG (the leaderboard's convention)
-        "agent": "\0TEAM_AGENT\0",
-        "agent_config": agent_config,
-        "seed": str(spec.seed),
-        "workdir": RESULTS_DIR,
-        "scorer": spec.track.scorer.value,
-        "contents": CONTENTS_DIR,
-    }
+    return _Placeholders(
+        {
+            "port": str(port),
+            "routes": routes_path(spec.track),
+            "route": spec.route_id,
+            # one repetition per attempt; the reporter names the record after the task's repetition
+            "repetitions": "1",
+            "repetition": str(spec.repetition),
+            "checkpoint": CHECKPOINT_PATH,
+            # participant images name their agent in $TEAM_AGENT / $TEAM_CONFIG (the leaderboard's convention)
+            "agent": "\0TEAM_AGENT\0",
+            "agent_config": agent_config,
+            "seed": str(spec.seed),
+            "workdir": RESULTS_DIR,
+            "scorer": spec.track.scorer.value,
+            "contents": CONTENTS_DIR,
+        }
+    )
 
 
 def _shell_word(text: str) -> str:
-    """Quote ``text`` for sh, leaving ``\\0NAME\\0`` markers as ``"${NAME}"`` expansions."""
+    """Quote ``text`` for sh, leaving ``\\0NAME\\0`` markers as ``"${NAME}"`` expansions
+    (``\\0?NAME\\0``: ``"${NAME:-}"``, for variables that may be unset)."""
     parts = text.split("\0")
     out = []
     for i, part in enumerate(parts):
         if i % 2 == 1:
-            out.append('"${' + part + '}"')
+            lenient = part.startswith("?")
+            out.append('"${' + part.lstrip("?") + (":-" if lenient else "") + '}"')
         elif part:
             out.append(shlex.quote(part))
     return "".join(out) or "''"

@@ -1,0 +1,121 @@
+"""Pod and Job state → verdict: the blame table of docs/kubernetes.md, row by row."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from lbcloud.adapters.backends.kubernetes.blame import Phase, assess, exit_code_failure
+from lbcloud.domain.blame import Blame
+from tests.adapters.backends.kubernetes import pod_states
+
+JOB: dict[str, Any] = {"metadata": {"name": "lb-x-a1", "labels": {"lbcloud.io/attempt": "1"}}, "status": {}}
+
+
+def pod(status: dict[str, Any], **spec: Any) -> dict[str, Any]:
+    return {"metadata": {"name": "lb-x-a1-1", "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "spec": {"containers": [{"name": "agent", "image": "team/agent:1",
+                                     "resources": {"limits": {"memory": "2Gi"}}}], **spec},
+            "status": status}  # fmt: skip
+
+
+def job_with(condition: dict[str, Any]) -> dict[str, Any]:
+    return {**JOB, "status": {"conditions": [{"status": "True", **condition}]}}
+
+
+@pytest.mark.parametrize(
+    ("status", "phase", "blame", "preempted"),
+    [
+        (pod_states.unschedulable(), Phase.WAITING_CAPACITY, Blame.NONE, False),
+        (pod_states.running(), Phase.RUNNING, Blame.NONE, False),
+        (pod_states.agent_exited(0), Phase.SUCCEEDED, Blame.NONE, False),
+        (pod_states.agent_exited(3), Phase.FAILED, Blame.AGENT, False),
+        (pod_states.agent_exited(4), Phase.FAILED, Blame.SIMULATOR, False),
+        (pod_states.agent_exited(5), Phase.FAILED, Blame.SIMULATOR, False),
+        (pod_states.agent_exited(2), Phase.FAILED, Blame.INFRASTRUCTURE, False),
+        (pod_states.agent_exited(1), Phase.FAILED, Blame.AGENT, False),
+        (pod_states.agent_exited(137, "OOMKilled"), Phase.FAILED, Blame.AGENT, False),
+        (pod_states.evicted(), Phase.FAILED, Blame.INFRASTRUCTURE, True),
+        (pod_states.preempted(), Phase.FAILED, Blame.INFRASTRUCTURE, True),
+        (pod_states.image_pull_backoff("agent", "team/agent:1", "not found"), Phase.FAILED, Blame.AGENT, False),
+        (pod_states.image_pull_backoff("contents", "lb/c:1", "denied"), Phase.FAILED, Blame.INFRASTRUCTURE, False),
+        (pod_states.deadline_exceeded(agent_started=True), Phase.FAILED, Blame.AGENT, False),
+        (pod_states.deadline_exceeded(agent_started=False), Phase.FAILED, Blame.INFRASTRUCTURE, False),
+    ],
+)
+def test_pod_states_map_to_verdicts(status: dict[str, Any], phase: Phase, blame: Blame, preempted: bool) -> None:
+    verdict = assess(JOB, [pod(status)])
+    assert (verdict.phase, verdict.blame, verdict.preempted) == (phase, blame, preempted)
+    assert verdict.message
+
+
+def test_agent_oom_message_names_the_limit() -> None:
+    verdict = assess(JOB, [pod(pod_states.agent_exited(137, "OOMKilled"))])
+    assert verdict.message == "the agent ran out of memory (limit 2Gi)"
+
+
+def test_participant_image_pull_keeps_the_registry_message_and_asks_to_stop_the_job() -> None:
+    status = pod_states.image_pull_backoff("agent", "team/agent:1", "pull access denied, repository does not exist")
+    verdict = assess(JOB, [pod(status)])
+    assert verdict.stop_job
+    assert "team/agent:1" in verdict.message and "pull access denied" in verdict.message
+
+
+def test_a_first_err_image_pull_is_not_yet_final() -> None:
+    status = pod_states.image_pull_backoff("agent", "team/agent:1", "timeout")
+    status["containerStatuses"][0]["state"]["waiting"]["reason"] = "ErrImagePull"
+    assert assess(JOB, [pod(status)]).phase is Phase.PENDING
+
+
+def test_simulator_that_never_got_ready_before_the_deadline_blames_the_simulator() -> None:
+    status = pod_states.deadline_exceeded(agent_started=False)
+    status["initContainerStatuses"] = [{"name": "simulator", "ready": False, "started": False,
+                                        "state": {"running": {}}, "restartCount": 3}]  # fmt: skip
+    assert assess(JOB, [pod(status)]).blame is Blame.SIMULATOR
+
+
+@pytest.mark.parametrize(
+    ("message", "blame", "preempted"),
+    [
+        ("Container agent for pod lbcloud/p failed with exit code 3 matching FailJob rule at index 0", Blame.AGENT,
+         False),
+        ("Container agent for pod lbcloud/p failed with exit code 4 matching FailJob rule at index 1",
+         Blame.SIMULATOR, False),
+        ("Pod lbcloud/p has condition DisruptionTarget matching FailJob rule at index 3", Blame.INFRASTRUCTURE,
+         True),
+    ],
+)  # fmt: skip
+def test_pod_failure_policy_messages_are_read_back_when_the_pod_is_gone(
+    message: str, blame: Blame, preempted: bool
+) -> None:
+    verdict = assess(job_with({"type": "Failed", "reason": "PodFailurePolicy", "message": message}), [])
+    assert (verdict.phase, verdict.blame, verdict.preempted) == (Phase.FAILED, blame, preempted)
+
+
+def test_job_conditions_decide_when_no_pod_is_left() -> None:
+    assert assess(job_with({"type": "Complete"}), []).phase is Phase.SUCCEEDED
+    failed = assess(job_with({"type": "Failed", "reason": "BackoffLimitExceeded", "message": "limit"}), [])
+    assert failed.blame is Blame.INFRASTRUCTURE
+
+
+def test_deleted_jobs_are_cancelled_only_when_lbcloud_asked() -> None:
+    assert assess(None, [], cancel_requested=True).phase is Phase.CANCELLED
+    assert assess(JOB, [pod(pod_states.running())], cancel_requested=True).phase is Phase.PENDING
+    gone = assess(None, [])
+    assert (gone.phase, gone.blame) == (Phase.FAILED, Blame.INFRASTRUCTURE)
+
+
+def test_a_failed_reporter_is_infrastructure() -> None:
+    status = pod_states.agent_exited(0)
+    status["phase"] = "Failed"
+    status["containerStatuses"][2]["state"]["terminated"] = {"exitCode": 1, "reason": "Error"}
+    verdict = assess(JOB, [pod(status)])
+    assert verdict.blame is Blame.INFRASTRUCTURE and "reporter" in verdict.message
+
+
+def test_exit_code_table() -> None:
+    assert exit_code_failure(3)[0] is Blame.AGENT
+    assert exit_code_failure(4)[0] is Blame.SIMULATOR
+    assert exit_code_failure(2)[0] is Blame.INFRASTRUCTURE
+    assert exit_code_failure(139)[0] is Blame.AGENT
