@@ -48,11 +48,13 @@ class S3ArtifactStore:
         connect_timeout_s: float = 5.0,
         read_timeout_s: float = 60.0,
         max_attempts: int = 3,
+        page_size: int = 1000,
         client: Any = None,
     ) -> None:
         self.bucket = bucket
         self.prefix = prefix if not prefix or prefix.endswith("/") else f"{prefix}/"
         self.region = region
+        self.page_size = page_size
         self.endpoint = endpoint_url or f"s3.{region}.amazonaws.com"
         if client is None:
             config = Config(
@@ -118,7 +120,9 @@ class S3ArtifactStore:
         found: list[BlobInfo] = []
         with self._errors("listing", None):
             paginator = self._client.get_paginator("list_objects_v2")
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+            for page in paginator.paginate(
+                Bucket=self.bucket, Prefix=self.prefix + prefix, PaginationConfig={"PageSize": self.page_size}
+            ):
                 for item in page.get("Contents", []):
                     found.append(BlobInfo(key=item["Key"][len(self.prefix) :], size=int(item["Size"])))
         return sorted(found, key=lambda blob: blob.key)
