@@ -62,7 +62,7 @@ def test_evaluation_pods_may_reach_only_the_dispatcher_and_dns(example_spec: Clu
     policy = _by_kind(example_spec, "NetworkPolicy", "evaluation-isolation")["spec"]
     assert policy["podSelector"] == {"matchLabels": {"app.kubernetes.io/component": "evaluation"}}
     assert set(policy["policyTypes"]) == {"Ingress", "Egress"}
-    assert policy["ingress"] == []
+    assert "ingress" not in policy  # Ingress in policyTypes without rules: no connection is accepted
     to_dispatcher, to_dns = policy["egress"]
     assert to_dispatcher["to"] == [{"podSelector": {"matchLabels": {"app.kubernetes.io/component": "dispatcher"}}}]
     assert to_dispatcher["ports"] == [{"protocol": "TCP", "port": 8080}]

@@ -305,8 +305,7 @@ def network_policies(spec: ClusterSpec) -> list[Manifest]:
             "evaluation-isolation",
             {
                 **_component("evaluation"),
-                "policyTypes": ["Ingress", "Egress"],
-                "ingress": [],
+                "policyTypes": ["Ingress", "Egress"],  # Ingress listed without rules: accepts nothing
                 "egress": [{"to": [_component("dispatcher")], "ports": http}, dns],
             },
         ),

@@ -25,7 +25,8 @@ INSTANCE_TYPE = re.compile(
     r"^[a-z][a-z0-9-]*[0-9][a-z0-9-]*\.(nano|micro|small|medium|large|[0-9]*xlarge|metal(-[0-9]+xl)?)$"
 )
 CLUSTER_NAME = re.compile(r"^[a-zA-Z][-a-zA-Z0-9]{0,62}$")
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,28}[a-z0-9])?$")
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,28}[a-z0-9])?$")  # pool names: short, they prefix AWS names
+NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$")
 IAM_ARN = re.compile(r"^arn:aws[a-z-]*:(iam|sts)::[0-9]{12}:(role|user|assumed-role)/[\w+=,.@/-]+$")
 SQS_ARN = re.compile(r"^arn:aws[a-z-]*:sqs:[a-z0-9-]+:[0-9]{12}:[\w-]+(\.fifo)?$")
@@ -289,8 +290,8 @@ class ClusterSpec(_Model):
     @field_validator("namespace")
     @classmethod
     def _namespace(cls, namespace: str) -> str:
-        if not DNS_LABEL.match(namespace):
-            raise ValueError(f"namespace {namespace!r} must be a DNS label")
+        if not NAMESPACE.match(namespace):
+            raise ValueError(f"namespace {namespace!r} must be a DNS label (lowercase letters, digits, '-')")
         return namespace
 
     @field_validator("admins")
