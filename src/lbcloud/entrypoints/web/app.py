@@ -76,10 +76,10 @@ class RequestLog:
             self.metrics.http_request(scope["method"], template, status, seconds)
             params = scope.get("path_params") or {}
             extra: dict[str, Any] = {"component": "web"}
-            if "submission_id" in params:
-                extra["submission"] = params["submission_id"]
-            if "attempt_id" in params:
-                extra["attempt"] = params["attempt_id"]
+            for param, field in (("submission_id", "submission"), ("attempt_id", "attempt")):
+                value = str(params.get(param, ""))
+                if value.isdigit():
+                    extra[field] = int(value)
             if "instance_id" in params:
                 extra["route"] = params["instance_id"]
             level = logging.WARNING if status >= 500 else logging.INFO

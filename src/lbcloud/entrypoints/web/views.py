@@ -259,6 +259,23 @@ def route_out(task: RouteTask, attempts: list[Attempt], fmt: ResultFormat, now: 
     )
 
 
+def partial_means(routes: list[RouteOut]) -> tuple[float | None, float | None, float | None]:
+    """Plain means over the routes that have a record so far (the merged global record exists only
+    once every route is done; these show how a running submission is doing)."""
+    scored = [r for r in routes if r.driving_score is not None]
+    if not scored:
+        return None, None, None
+
+    def mean(values: list[float | None]) -> float:
+        return round(sum(v or 0.0 for v in values) / len(values), 3)
+
+    return (
+        mean([r.driving_score for r in scored]),
+        mean([r.route_completion for r in scored]),
+        mean([r.infraction_penalty for r in scored]),
+    )
+
+
 def _remaining(tasks: list[RouteTask], live: dict[int, Attempt], now: datetime) -> tuple[float, float]:
     remaining = longest = 0.0
     for task in tasks:
@@ -324,19 +341,23 @@ def build_progress(system: System, submission: Submission) -> ProgressOut:
         queue_position, eta = est.queue_position, est.eta_s
 
     failures = Counter(a.blame.value for a in attempts if a.outcome is not None and a.blame.value != "none")
+    routes = [route_out(t, by_task.get(t.id, []), fmt, now) for t in tasks]
+    ds, rc, ip = (merged.driving_score, merged.route_completion, merged.infraction_penalty) if merged else (None,) * 3
+    if ds is None:
+        ds, rc, ip = partial_means(routes)
     return ProgressOut(
         submission=submission_out(submission),
         done=sum(1 for t in tasks if t.status.settled and t.status is not RouteTaskStatus.CANCELLED),
         total=len(tasks),
         counts=dict(counts),
-        driving_score=merged.driving_score if merged else None,
-        route_completion=merged.route_completion if merged else None,
-        infraction_penalty=merged.infraction_penalty if merged else None,
+        driving_score=ds,
+        route_completion=rc,
+        infraction_penalty=ip,
         entry_status=merged.entry_status if merged else None,
         final=merged.final if merged else False,
         queue_position=queue_position,
         eta_s=eta,
-        routes=[route_out(t, by_task.get(t.id, []), fmt, now) for t in tasks],
+        routes=routes,
         attempts=[attempt_out(a, tasks_by_id.get(a.task_id), now) for a in sorted(attempts, key=lambda a: a.id)],
         failures_by_blame=dict(failures),
     )

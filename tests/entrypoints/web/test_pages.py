@@ -1,0 +1,137 @@
+"""Server-rendered pages: public leaderboard, sign-in (form, cookie, ``?token=``), submission pages
+limited to the team, the operator page, error pages; assets are local."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi.testclient import TestClient
+
+from lbcloud.entrypoints.web.auth import COOKIE_NAME
+from tests.entrypoints.web.conftest import OPERATOR_TOKEN, TEAM_TOKENS, Lifecycle
+
+
+def test_home_redirects_to_the_first_tracks_leaderboard(client: TestClient) -> None:
+    response = client.get("/", follow_redirects=False)
+    assert response.headers["location"] == "/leaderboard/sumo-dev"
+
+
+def test_the_leaderboard_page_is_public_and_lists_finished_submissions(
+    client: TestClient, lifecycle: Lifecycle
+) -> None:
+    best = lifecycle.finished("alpha", (100.0, 100.0))
+    lifecycle.finished("beta", (40.0, 60.0))
+    page = client.get("/leaderboard/sumo-dev")
+    assert page.status_code == 200
+    rows = re.findall(r'<tr class="rank-(\d+)" data-submission="(\d+)">', page.text)
+    assert rows[0] == ("1", str(best.id))
+    assert len(rows) == 2
+    assert f"/api/v1/submissions/{best.id}/manifest" in page.text
+    assert "Avg. driving score" in page.text
+
+
+def test_an_empty_leaderboard_says_so(client: TestClient) -> None:
+    assert "No finished submission on sumo-test yet." in client.get("/leaderboard/sumo-test").text
+
+
+def test_pages_load_only_local_assets(client: TestClient) -> None:
+    page = client.get("/leaderboard/sumo-dev").text
+    sources = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert sources
+    assert all(not s.startswith(("http:", "https:", "//")) for s in sources)
+    assert client.get("/static/app.js").status_code == 200
+    assert client.get("/static/app.css").status_code == 200
+
+
+def test_a_submission_page_needs_sign_in(client: TestClient, lifecycle: Lifecycle) -> None:
+    submission = lifecycle.submit("alpha")
+    response = client.get(f"/submissions/{submission.id}", follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == f"/login?next=/submissions/{submission.id}"
+
+
+def test_the_login_form_sets_the_cookie_and_returns_to_the_page(client: TestClient, lifecycle: Lifecycle) -> None:
+    submission = lifecycle.submit("alpha")
+    target = f"/submissions/{submission.id}"
+    response = client.post("/login", data={"token": TEAM_TOKENS["alpha"], "next": target}, follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == target
+    assert response.cookies[COOKIE_NAME] == TEAM_TOKENS["alpha"]
+    page = client.get(target)
+    assert page.status_code == 200
+    assert f"Submission #{submission.id}" in page.text
+
+
+def test_a_wrong_token_on_the_login_form_is_refused(client: TestClient) -> None:
+    response = client.post("/login", data={"token": "guess", "next": "/operator"}, follow_redirects=False)
+    assert response.status_code == 401
+    assert "That token is not valid." in response.text
+    assert COOKIE_NAME not in response.cookies
+
+
+def test_login_never_redirects_off_site(client: TestClient) -> None:
+    response = client.post("/login", data={"token": OPERATOR_TOKEN, "next": "//evil.example/"}, follow_redirects=False)
+    assert response.headers["location"] == "/submissions"
+
+
+def test_a_token_in_the_link_is_kept_in_the_cookie_and_removed_from_the_url(
+    client: TestClient, lifecycle: Lifecycle
+) -> None:
+    submission = lifecycle.submit("alpha")
+    response = client.get(f"/submissions/{submission.id}?token={TEAM_TOKENS['alpha']}", follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == f"/submissions/{submission.id}"
+    assert response.cookies[COOKIE_NAME] == TEAM_TOKENS["alpha"]
+
+
+def test_a_team_sees_only_its_submissions_and_not_other_pages(client: TestClient, lifecycle: Lifecycle) -> None:
+    mine = lifecycle.submit("alpha")
+    theirs = lifecycle.submit("beta")
+    client.cookies.set(COOKIE_NAME, TEAM_TOKENS["alpha"])
+    listing = client.get("/submissions").text
+    assert f'href="/submissions/{mine.id}"' in listing
+    assert f'href="/submissions/{theirs.id}"' not in listing
+    forbidden = client.get(f"/submissions/{theirs.id}")
+    assert forbidden.status_code == 403
+    assert f"submission {theirs.id} belongs to another team" in forbidden.text
+    assert client.get("/operator").status_code == 403
+
+
+def test_the_submission_page_shows_routes_charts_logs_and_controls(client: TestClient, lifecycle: Lifecycle) -> None:
+    submission = lifecycle.submit("alpha")
+    tasks = lifecycle.plan(submission)
+    lifecycle.finish(tasks[0], lifecycle.start(tasks[0]), 100.0)
+    lifecycle.start(tasks[1])
+    client.cookies.set(COOKIE_NAME, TEAM_TOKENS["alpha"])
+    page = client.get(f"/submissions/{submission.id}").text
+    assert page.count('<tr data-route="') == 3
+    assert 'data-testid="chart-scores"' in page
+    assert 'data-testid="chart-timeline"' in page
+    assert 'id="log-text"' in page
+    assert 'id="cancel-button"' in page
+    assert 'id="resume-button"' not in page
+
+
+def test_the_operator_page_shows_the_queue(client: TestClient, lifecycle: Lifecycle) -> None:
+    waiting = lifecycle.submit("beta")
+    lifecycle.plan(waiting)
+    client.cookies.set(COOKIE_NAME, OPERATOR_TOKEN)
+    page = client.get("/operator")
+    assert page.status_code == 200
+    assert f'href="/submissions/{waiting.id}"' in page.text
+    assert "Usage per team" in page.text
+
+
+def test_an_unknown_page_renders_the_error_page(client: TestClient) -> None:
+    response = client.get("/leaderboard/nope")
+    assert response.status_code == 404
+    assert "no track &#39;nope&#39;" in response.text
+    assert response.headers["content-type"].startswith("text/html")
+
+
+def test_logout_clears_the_cookie(client: TestClient) -> None:
+    client.cookies.set(COOKIE_NAME, OPERATOR_TOKEN)
+    response = client.get("/logout", follow_redirects=False)
+    assert response.status_code == 303
+    assert COOKIE_NAME in response.headers["set-cookie"]
+    assert "Max-Age=0" in response.headers["set-cookie"] or "expires" in response.headers["set-cookie"].lower()
