@@ -88,10 +88,10 @@ class RequestBudget:
                 now = self._clock.monotonic()
                 self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
                 self._last = now
-                if self._tokens >= 1.0:
-                    self._tokens -= 1.0
+                if self._tokens >= 1.0 - 1e-9:  # tolerate float drift
+                    self._tokens = max(0.0, self._tokens - 1.0)
                     return
-                wait = (1.0 - self._tokens) / self.rate
+                wait = max((1.0 - self._tokens) / self.rate, 0.001)
             self.waited_s += wait
             self._clock.sleep(wait)
 
