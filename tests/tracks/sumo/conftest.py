@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -56,12 +57,16 @@ class Server:
         return self.process.wait(timeout=20)
 
 
+def listening_addresses(port: int) -> list[str]:
+    """Addresses a socket listens on at ``port`` (read from the kernel: probing would use up a session)."""
+    return [c.laddr.ip for c in psutil.net_connections("tcp") if c.status == "LISTEN" and c.laddr.port == port]
+
+
 def wait_listening(port: int, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
+        if listening_addresses(port):
+            return
         time.sleep(0.05)
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
 
@@ -72,7 +77,18 @@ def start_server(tmp: Path, cache: Path, port: int | None = None) -> Server:
     pid_file = tmp / f"sumo-{port}.pid"
     env = dict(os.environ, LBCLOUD_SUMO_CACHE=str(cache))
     process = subprocess.Popen(
-        [sys.executable, "-m", "lbcloud", "track", "sumo", "simulator", "--port", str(port), "--pid-file", str(pid_file)],
+        [
+            sys.executable,
+            "-m",
+            "lbcloud",
+            "track",
+            "sumo",
+            "simulator",
+            "--port",
+            str(port),
+            "--pid-file",
+            str(pid_file),
+        ],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -82,6 +98,7 @@ def start_server(tmp: Path, cache: Path, port: int | None = None) -> Server:
         if process.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError("the simulator server did not start")
         time.sleep(0.05)
+    wait_listening(port)
     return Server(port, process, pid_file)
 
 

@@ -58,7 +58,10 @@ def test_a_collision_is_recorded_once_per_contact_with_the_vehicle_list() -> Non
     c.update(obs(1.2, 12.0, collisions=hit))
     c.update(obs(9.0, 50.0, collisions=hit))
     assert kinds(c) == ["collisions_vehicle", "collisions_vehicle"]
-    assert c.events[0].message == "Agent collided against object with type=vehicle.sumo.car and id=1007 at (x=10.0, y=0.0, z=0.0)"
+    assert (
+        c.events[0].message
+        == "Agent collided against object with type=vehicle.sumo.car and id=1007 at (x=10.0, y=0.0, z=0.0)"
+    )
 
 
 def test_standing_still_for_the_blocked_time_ends_the_route() -> None:

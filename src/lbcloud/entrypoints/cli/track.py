@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -45,7 +46,7 @@ def simulator(
     """
     from lbcloud.tracks.sumo.simulator import serve
 
-    raise typer.Exit(serve(port, once=once, pid_file=pid_file))
+    sys.exit(serve(port, once=once, pid_file=pid_file))  # the code itself: the root turns typer.Exit into 0
 
 
 @sumo_app.command("generate")
@@ -137,4 +138,4 @@ def evaluate(
         simulator_timeout_s=simulator_timeout,
         connect_timeout_s=connect_timeout,
     )
-    raise typer.Exit(run_with_errors(options, echo=typer.echo))
+    sys.exit(run_with_errors(options, echo=typer.echo))

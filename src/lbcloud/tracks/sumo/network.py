@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -96,7 +97,9 @@ def network_file(town: Town) -> Path:
 def _load(path: str) -> Any:
     import sumolib
 
-    return sumolib.net.readNet(path, withInternal=False)
+    with warnings.catch_warnings():  # sumolib's note that the optional rtree module is absent
+        warnings.simplefilter("ignore", UserWarning)
+        return sumolib.net.readNet(path, withInternal=False)
 
 
 def road_network(town: Town) -> Any:

@@ -7,6 +7,7 @@ seed, so two machines build byte-identical SUMO inputs for the same instance.
 from __future__ import annotations
 
 import random
+import warnings
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -59,7 +60,9 @@ def instance_seed(route: RouteDefinition, repetition: int, seed: int) -> int:
 
 def _nearest_edge(net: Any, x: float, y: float) -> str:
     for radius in (2.0, 10.0, 30.0):
-        candidates = net.getNeighboringEdges(x, y, radius)
+        with warnings.catch_warnings():  # sumolib's note that the optional rtree module is absent
+            warnings.simplefilter("ignore", UserWarning)
+            candidates = net.getNeighboringEdges(x, y, radius)
         if candidates:
             edge, _ = min(candidates, key=lambda item: (item[1], item[0].getID()))
             return str(edge.getID())

@@ -1,9 +1,10 @@
 """The SUMO simulator server: a long-lived process on 127.0.0.1:<port> that evaluators load routes into.
 
-SUMO's TraCI server serves one client session and exits when that client closes. To be long-lived
+SUMO's TraCI server serves one client session and exits when that client leaves. To be long-lived
 like a CARLA server, :func:`serve` runs SUMO as a child and starts a fresh one on the same port each
-time a session ends cleanly; if SUMO dies any other way (killed, crashed) the server exits with it,
-so the process a test or an orchestrator kills is the one that listens. ``once=True`` replaces the
+time a session ends (cleanly or because the client went away); if SUMO is killed by a signal (killed,
+crashed) the server exits with it, so the process a test or an orchestrator kills is the one that
+listens. ``once=True`` replaces the
 current process with SUMO itself (one session, then exit), which suits a container command.
 """
 
@@ -12,18 +13,21 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from lbcloud.domain.errors import InputError
+from lbcloud.domain.errors import InputError, Unavailable
 from lbcloud.tracks.sumo.binaries import binary, loopback_shim, sumo_environment
 from lbcloud.tracks.sumo.network import Town, network_file
 
 log = logging.getLogger(__name__)
 
+MAX_QUICK_FAILURES = 5
 IDLE_TOWN = Town(2, 2, 50)
 """The tiny network a fresh server idles on until an evaluator loads a route's network."""
 
@@ -51,6 +55,14 @@ def server_environment() -> dict[str, str]:
     return env
 
 
+def _check_port_free(port: int) -> None:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as err:
+            raise Unavailable(f"port {port} on 127.0.0.1 is already in use ({err.strerror})") from err
+
+
 def _write_pid(pid_file: Path | None, pid: int) -> None:
     if pid_file is not None:
         tmp = pid_file.with_name(pid_file.name + ".tmp")
@@ -70,6 +82,7 @@ def serve(
     ``pid_file`` receives the pid of the listening SUMO process each time one starts.
     """
     command = server_command(port)
+    _check_port_free(port)
     env = server_environment()
     if once:
         _write_pid(pid_file, os.getpid())
@@ -82,11 +95,13 @@ def serve(
         nonlocal stopping
         stopping = True
         if child is not None and child.poll() is None:
-            child.terminate()
+            child.kill()  # SUMO ignores SIGTERM while it waits for a client; it holds nothing to save
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
+        quick_failures = 0
         while not stopping:
+            started = time.monotonic()
             child = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
             _write_pid(pid_file, child.pid)
             if on_start is not None:
@@ -96,13 +111,17 @@ def serve(
                 code = child.wait()
             except KeyboardInterrupt:
                 stopping = True
-                child.terminate()
+                child.kill()
                 code = child.wait()
             if stopping:
                 return 0
-            if code != 0:
-                log.error("SUMO server pid %d ended with status %d", child.pid, code)
-                return 128 - code if code < 0 else code
+            if code < 0:
+                log.error("SUMO server pid %d was killed by signal %d", child.pid, -code)
+                return 128 - code
+            quick_failures = quick_failures + 1 if code != 0 and time.monotonic() - started < 1.0 else 0
+            if quick_failures >= MAX_QUICK_FAILURES:
+                log.error("SUMO keeps failing at start (status %d); giving up", code)
+                return code
         return 0
     finally:
         if child is not None and child.poll() is None:
