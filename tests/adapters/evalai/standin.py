@@ -37,9 +37,17 @@ from starlette.routing import Route
 from lbcloud.domain.results.model import EVALAI_KEYS_2X
 
 STATUSES = (
-    "submitting", "submitted", "queued", "running", "partially_evaluated",
-    "finished", "failed", "cancelled", "resuming", "archived",
-)  # fmt: skip
+    "submitting",
+    "submitted",
+    "queued",
+    "running",
+    "partially_evaluated",
+    "finished",
+    "failed",
+    "cancelled",
+    "resuming",
+    "archived",
+)
 E10_FILTERS = ("submitted", "running", "queued", "resuming", "failed", "cancelled", "finished", "submitting")
 NOT_HOST_401 = {"error": "Sorry, you are not authorized to access this resource"}
 NOT_HOST_400 = {"error": "Sorry, you are not authorized to make this request!"}
@@ -144,8 +152,11 @@ _ROUTES: list[tuple[str, str, re.Pattern[str]]] = [
         ("E9", "PUT", r"^/api/jobs/challenges/(?P<challenge>\d+)/update_partially_evaluated_submission/$"),
         ("E9", "PATCH", r"^/api/jobs/challenges/(?P<challenge>\d+)/update_partially_evaluated_submission/$"),
         ("E10", "GET", r"^/api/jobs/challenge/(?P<challenge>\d+)/submission/$"),
-        ("E11", "PATCH",
-         r"^/api/jobs/challenges/(?P<challenge>\d+)/submissions/(?P<submission>\d+)/update_submission_meta/$"),
+        (
+            "E11",
+            "PATCH",
+            r"^/api/jobs/challenges/(?P<challenge>\d+)/submissions/(?P<submission>\d+)/update_submission_meta/$",
+        ),
         ("E12", "POST", r"^/api/jobs/submissions/(?P<submission>\d+)/resume/$"),
         ("E13", "POST", r"^/api/jobs/submissions/(?P<submission>\d+)/re-run/$"),
         ("E14", "GET", r"^/api/jobs/challenge_phase_split/(?P<phase_split>\d+)/leaderboard/$"),
@@ -156,7 +167,7 @@ _ROUTES: list[tuple[str, str, re.Pattern[str]]] = [
         ("refresh_auth_token", "GET", r"^/api/accounts/user/refresh_auth_token$"),
         ("media", "GET", r"^/media/submission_files/(?P<submission>\d+)/input_file\.json$"),
     ]
-]  # fmt: skip
+]
 _ANONYMOUS = {"E14", "media", "login"}
 
 
@@ -224,8 +235,13 @@ class EvalAIStandIn:
     # ---------------------------------------------------------------------------------- set-up helpers
     def add_user(self, username: str, *, host: bool = False, verified: bool = True, team: str | None = None) -> User:
         with self._lock:
-            user = User(username, jwt=f"eyJ.{secrets.token_urlsafe(24)}", key=secrets.token_hex(20),
-                        verified=verified, host=host)  # fmt: skip
+            user = User(
+                username,
+                jwt=f"eyJ.{secrets.token_urlsafe(24)}",
+                key=secrets.token_hex(20),
+                verified=verified,
+                host=host,
+            )
             if team is not None:
                 user.team_id = self._next_team
                 user.team_name = team
@@ -245,7 +261,9 @@ class EvalAIStandIn:
                 if user.key == token:
                     user.key = secrets.token_hex(20)
 
-    def fail(self, seconds: float, *, status: int = 500, hang_s: float = 0.0, endpoints: set[str] | None = None) -> None:
+    def fail(
+        self, seconds: float, *, status: int = 500, hang_s: float = 0.0, endpoints: set[str] | None = None
+    ) -> None:
         """Answer ``status`` (after hanging ``hang_s``) to every matching request for ``seconds``."""
         with self._lock:
             self.faults.append(Fault(self.clock() + seconds, status, hang_s, endpoints))
@@ -346,8 +364,11 @@ class EvalAIStandIn:
         else:
             headers = {}
         with self._lock:
-            self.requests.append(LoggedRequest(method, path, request.url.query, endpoint, status,
-                                               user.username if user else None, submission))  # fmt: skip
+            self.requests.append(
+                LoggedRequest(
+                    method, path, request.url.query, endpoint, status, user.username if user else None, submission
+                )
+            )
         if hang:
             await asyncio.sleep(hang)
         if endpoint == "media" and status == 200 and isinstance(result, bytes):
@@ -374,9 +395,20 @@ class EvalAIStandIn:
         if scheme == "Bearer":
             user = next((u for u in self.users.values() if u.jwt == token), None)
             if user is None:
-                raise HTTPError(401, {"detail": "Given token not valid for any token type", "code": "token_not_valid",
-                                      "messages": [{"token_class": "AccessToken", "token_type": "access",
-                                                    "message": "Token is invalid or expired"}]})  # fmt: skip
+                raise HTTPError(
+                    401,
+                    {
+                        "detail": "Given token not valid for any token type",
+                        "code": "token_not_valid",
+                        "messages": [
+                            {
+                                "token_class": "AccessToken",
+                                "token_type": "access",
+                                "message": "Token is invalid or expired",
+                            }
+                        ],
+                    },
+                )
         elif scheme == "Token":
             user = next((u for u in self.users.values() if u.key == token), None)
             if user is None:
@@ -402,8 +434,11 @@ class EvalAIStandIn:
         if len(calls) >= limit:
             wait = max(1, int(calls[0] + 60 - now + 0.999))
             self._calls[key] = calls
-            raise HTTPError(429, {"detail": f"Request was throttled. Expected available in {wait} seconds."},
-                            {"Retry-After": str(wait)})  # fmt: skip
+            raise HTTPError(
+                429,
+                {"detail": f"Request was throttled. Expected available in {wait} seconds."},
+                {"Retry-After": str(wait)},
+            )
         calls.append(now)
         self._calls[key] = calls
 
@@ -450,15 +485,27 @@ class EvalAIStandIn:
 
     def _e1(self, **_: Any) -> tuple[int, Any]:
         return 200, {
-            "id": self.challenge_id, "title": "lbcloud stand-in challenge", "is_docker_based": True,
-            "remote_evaluation": True, "allow_resuming_submissions": self.allow_resuming,
-            "submission_time_limit": 86400, "use_fifo_sqs": False, "sqs_retention_period": 345600,
-            "is_active": True, "queue": self.queue_name,
-        }  # fmt: skip
+            "id": self.challenge_id,
+            "title": "lbcloud stand-in challenge",
+            "is_docker_based": True,
+            "remote_evaluation": True,
+            "allow_resuming_submissions": self.allow_resuming,
+            "submission_time_limit": 86400,
+            "use_fifo_sqs": False,
+            "sqs_retention_period": 345600,
+            "is_active": True,
+            "queue": self.queue_name,
+        }
 
     def _phase_json(self, phase: Phase) -> dict[str, Any]:
-        return {"id": phase.id, "codename": phase.codename, "name": phase.codename, "is_public": phase.is_public,
-                "is_partial_submission_evaluation_enabled": phase.partial, "challenge": self.challenge_id}  # fmt: skip
+        return {
+            "id": phase.id,
+            "codename": phase.codename,
+            "name": phase.codename,
+            "is_public": phase.is_public,
+            "is_partial_submission_evaluation_enabled": phase.partial,
+            "challenge": self.challenge_id,
+        }
 
     def _e2(self, **_: Any) -> tuple[int, Any]:
         return 200, [self._phase_json(p) for p in self.phases.values()]
@@ -492,17 +539,30 @@ class EvalAIStandIn:
     def _submission_json(self, sub: Submission) -> dict[str, Any]:
         base = self.base_url
         return {
-            "id": sub.id, "participant_team": sub.team_id, "participant_team_name": sub.team_name,
-            "challenge_phase": sub.phase, "created_by": sub.created_by, "status": sub.status,
-            "started_at": _iso(sub.started_at), "completed_at": _iso(sub.completed_at),
-            "submitted_at": _iso(sub.submitted_at), "rerun_resumed_at": _iso(sub.rerun_resumed_at),
-            "execution_time": None, "method_name": sub.method_name, "is_public": sub.is_public,
-            "is_flagged": sub.is_flagged, "ignore_submission": False, "is_baseline": False,
+            "id": sub.id,
+            "participant_team": sub.team_id,
+            "participant_team_name": sub.team_name,
+            "challenge_phase": sub.phase,
+            "created_by": sub.created_by,
+            "status": sub.status,
+            "started_at": _iso(sub.started_at),
+            "completed_at": _iso(sub.completed_at),
+            "submitted_at": _iso(sub.submitted_at),
+            "rerun_resumed_at": _iso(sub.rerun_resumed_at),
+            "execution_time": None,
+            "method_name": sub.method_name,
+            "is_public": sub.is_public,
+            "is_flagged": sub.is_flagged,
+            "ignore_submission": False,
+            "is_baseline": False,
             "submission_metadata": None,
             "input_file": f"{base}/media/submission_files/{sub.id}/input_file.json",
-            "stdout_file": None, "stderr_file": None, "environment_log_file": None,
-            "submission_result_file": None, "job_name": list(sub.job_name),
-        }  # fmt: skip
+            "stdout_file": None,
+            "stderr_file": None,
+            "environment_log_file": None,
+            "submission_result_file": None,
+            "job_name": list(sub.job_name),
+        }
 
     def _get(self, pk: Any) -> Submission:
         try:
@@ -539,22 +599,35 @@ class EvalAIStandIn:
 
     def _check_result(self, sub: Submission, raw: Any, *, tolerate_unknown: bool) -> dict[str, dict[str, Any]]:
         if not isinstance(raw, str | bytes | bytearray):
-            raise HTTPError(400, {"error": "`result` key contains invalid data. Please check the format! "
-                                  f"the JSON object must be str, bytes or bytearray, not {type(raw).__name__}"})  # fmt: skip
+            raise HTTPError(
+                400,
+                {
+                    "error": "`result` key contains invalid data. Please check the format! "
+                    f"the JSON object must be str, bytes or bytearray, not {type(raw).__name__}"
+                },
+            )
         try:
             entries = json.loads(raw)
         except ValueError as err:
-            raise HTTPError(400, {"error": f"`result` key contains invalid data. Please check the format! {err}"}) from None
+            raise HTTPError(
+                400, {"error": f"`result` key contains invalid data. Please check the format! {err}"}
+            ) from None
         if not isinstance(entries, list):
             raise HTTPError(400, {"error": "`result` key contains invalid data. Please check the format!"})
         rows: dict[str, dict[str, Any]] = {}
         for entry in entries:
             split = entry.get("split")
-            phase_split = next((ps for ps in self.phase_splits.values() if ps.phase == sub.phase and ps.split == split),
-                               None)  # fmt: skip
+            phase_split = next(
+                (ps for ps in self.phase_splits.values() if ps.phase == sub.phase and ps.split == split), None
+            )
             if phase_split is None:
-                raise HTTPError(400, {"error": f"Challenge Phase Split does not exist with phase_id: {sub.phase} "
-                                      f"and dataset_split: {split}"})  # fmt: skip
+                raise HTTPError(
+                    400,
+                    {
+                        "error": f"Challenge Phase Split does not exist with phase_id: {sub.phase} "
+                        f"and dataset_split: {split}"
+                    },
+                )
             if "accuracies" not in entry:
                 raise HTTPError(500, {"detail": "KeyError: 'accuracies'"})
             accuracies = entry["accuracies"]
@@ -659,9 +732,17 @@ class EvalAIStandIn:
             raise HTTPError(406, {"error": "Resuming submissions is not allowed for this challenge"})
         self._set_status(sub, "resuming", "E12")
         sub.rerun_resumed_at = datetime.now(UTC)
-        self._enqueue(json.dumps({"challenge_pk": self.challenge_id, "phase_pk": sub.phase,
-                                  "is_static_dataset_code_upload_submission": False,
-                                  "submitted_image_uri": self._image_of(sub), "submission_pk": sub.id}))  # fmt: skip
+        self._enqueue(
+            json.dumps(
+                {
+                    "challenge_pk": self.challenge_id,
+                    "phase_pk": sub.phase,
+                    "is_static_dataset_code_upload_submission": False,
+                    "submitted_image_uri": self._image_of(sub),
+                    "submission_pk": sub.id,
+                }
+            )
+        )
         return 200, {"success": "Submission is successfully resumed"}
 
     def _e13(self, params: dict[str, str], user: User | None, **_: Any) -> tuple[int, Any]:
@@ -669,12 +750,21 @@ class EvalAIStandIn:
         if user is None or not user.host:
             raise HTTPError(403, {"error": "Sorry, you are not allowed to re-run this submission!"})
         self._set_status(sub, "cancelled", "E13")
-        copy = self._new_submission(sub.phase, sub.team_id, sub.team_name, sub.created_by, sub.input_file,
-                                    sub.method_name, sub.submitted_at)  # fmt: skip
+        copy = self._new_submission(
+            sub.phase, sub.team_id, sub.team_name, sub.created_by, sub.input_file, sub.method_name, sub.submitted_at
+        )
         copy.job_name = list(sub.job_name)
-        self._enqueue(json.dumps({"challenge_pk": self.challenge_id, "phase_pk": copy.phase,
-                                  "is_static_dataset_code_upload_submission": False,
-                                  "submitted_image_uri": self._image_of(copy), "submission_pk": copy.id}))  # fmt: skip
+        self._enqueue(
+            json.dumps(
+                {
+                    "challenge_pk": self.challenge_id,
+                    "phase_pk": copy.phase,
+                    "is_static_dataset_code_upload_submission": False,
+                    "submitted_image_uri": self._image_of(copy),
+                    "submission_pk": copy.id,
+                }
+            )
+        )
         return 200, {"success": "Submission is successfully submitted for re-running"}
 
     def _e14(self, params: dict[str, str], query: dict[str, str], request: Request, **_: Any) -> tuple[int, Any]:
@@ -699,15 +789,19 @@ class EvalAIStandIn:
         rows = []
         for value, sub in sorted(best.values(), key=lambda item: -item[0]):
             row = sub.results[split.split]
-            rows.append({
-                "id": sub.id, "submission__id": sub.id,
-                "submission__participant_team__team_name": sub.team_name,
-                "submission__method_name": sub.method_name,
-                "leaderboard__schema": {"labels": split.labels, "default_order_by": split.default_order_by},
-                "filtering_score": value if value != float("-inf") else None,
-                "result": [row.get(label, "#") for label in split.labels],
-                "submission__status": sub.status, "order_index": order,
-            })  # fmt: skip
+            rows.append(
+                {
+                    "id": sub.id,
+                    "submission__id": sub.id,
+                    "submission__participant_team__team_name": sub.team_name,
+                    "submission__method_name": sub.method_name,
+                    "leaderboard__schema": {"labels": split.labels, "default_order_by": split.default_order_by},
+                    "filtering_score": value if value != float("-inf") else None,
+                    "result": [row.get(label, "#") for label in split.labels],
+                    "submission__status": sub.status,
+                    "order_index": order,
+                }
+            )
         size = min(int(query.get("page_size", 100)), 1000)
         page = int(query.get("page", 1))
         chunk = rows[(page - 1) * size : page * size]
@@ -717,11 +811,25 @@ class EvalAIStandIn:
         return 200, {"count": len(rows), "next": nxt, "previous": prev, "results": chunk}
 
     def _new_submission(
-        self, phase: int, team_id: int, team: str, created_by: str, input_file: bytes, method: str,
+        self,
+        phase: int,
+        team_id: int,
+        team: str,
+        created_by: str,
+        input_file: bytes,
+        method: str,
         submitted_at: datetime | None = None,
-    ) -> Submission:  # fmt: skip
-        sub = Submission(self._next_submission, phase, team_id, team, created_by, input_file,
-                         submitted_at or datetime.now(UTC), method_name=method)  # fmt: skip
+    ) -> Submission:
+        sub = Submission(
+            self._next_submission,
+            phase,
+            team_id,
+            team,
+            created_by,
+            input_file,
+            submitted_at or datetime.now(UTC),
+            method_name=method,
+        )
         self._next_submission += 1
         self.submissions[sub.id] = sub
         sub.history.append(("create", "submitted"))
@@ -741,10 +849,14 @@ class EvalAIStandIn:
         if raw is None:
             raise HTTPError(400, {"input_file": ["No file was submitted."]})
         content = raw if isinstance(raw, bytes) else str(raw).encode()
-        sub = self._new_submission(phase.id, user.team_id, user.team_name, user.username, content,
-                                   str(body.get("method_name", "")))  # fmt: skip
-        message: dict[str, Any] = {"challenge_pk": str(self.challenge_id), "phase_pk": str(phase.id),
-                                   "is_static_dataset_code_upload_submission": False}  # fmt: skip
+        sub = self._new_submission(
+            phase.id, user.team_id, user.team_name, user.username, content, str(body.get("method_name", ""))
+        )
+        message: dict[str, Any] = {
+            "challenge_pk": str(self.challenge_id),
+            "phase_pk": str(phase.id),
+            "is_static_dataset_code_upload_submission": False,
+        }
         image = self._image_of(sub)
         if image is not None:
             message["submitted_image_uri"] = image

@@ -31,9 +31,9 @@ def test_both_auth_header_forms_reach_host_endpoints(standin: EvalAIStandIn, clo
 
 
 def test_token_prefix_must_match_token_type(standin: EvalAIStandIn, clock: FakeClock) -> None:
-    with EvalAIClient(make_config(standin, auth_scheme="Token", token=standin.host_jwt), clock=clock) as client:
-        with pytest.raises(EvalAIAuthError) as err:
-            client.receive(standin.queue_name)
+    client = EvalAIClient(make_config(standin, auth_scheme="Token", token=standin.host_jwt), clock=clock)
+    with client, pytest.raises(EvalAIAuthError) as err:
+        client.receive(standin.queue_name)
     assert err.value.status == 401
     assert "E4" in str(err.value) and "evalai.token" in str(err.value)
 
@@ -48,9 +48,9 @@ def test_expired_token_gives_one_operator_message_without_retries(standin: EvalA
 
 def test_unverified_email_and_non_host_accounts_are_auth_errors(standin: EvalAIStandIn, clock: FakeClock) -> None:
     unverified = standin.add_user("unverified", host=True, verified=False)
-    with EvalAIClient(make_config(standin, token=unverified.jwt), clock=clock) as client:
-        with pytest.raises(EvalAIAuthError, match="verify your email"):
-            client.receive(standin.queue_name)
+    client = EvalAIClient(make_config(standin, token=unverified.jwt), clock=clock)
+    with client, pytest.raises(EvalAIAuthError, match="verify your email"):
+        client.receive(standin.queue_name)
     participant = standin.add_participant("alpha")
     with EvalAIClient(make_config(standin, token=participant.jwt), clock=clock) as client:
         with pytest.raises(EvalAIAuthError) as on_queue:
@@ -62,9 +62,9 @@ def test_unverified_email_and_non_host_accounts_are_auth_errors(standin: EvalAIS
 
 
 def test_missing_token_is_refused_before_any_request(standin: EvalAIStandIn, clock: FakeClock) -> None:
-    with EvalAIClient(make_config(standin, token=None), clock=clock) as client:
-        with pytest.raises(EvalAIAuthError, match="no host token"):
-            client.receive(standin.queue_name)
+    client = EvalAIClient(make_config(standin, token=None), clock=clock)
+    with client, pytest.raises(EvalAIAuthError, match="no host token"):
+        client.receive(standin.queue_name)
     assert standin.requests == []
 
 
@@ -92,7 +92,12 @@ def test_submission_read_and_input_file(standin: EvalAIStandIn, client: EvalAICl
     alpha = standin.add_participant("alpha")
     pk = submit_as_participant(standin, alpha, "registry.local/team-alpha/agent:v1", method="m1")
     sub = client.submission(pk)
-    assert (sub.status, sub.participant_team_name, sub.challenge_phase, sub.method_name) == ("submitted", "alpha", 1, "m1")
+    assert (sub.status, sub.participant_team_name, sub.challenge_phase, sub.method_name) == (
+        "submitted",
+        "alpha",
+        1,
+        "m1",
+    )
     assert sub.input_file is not None
     assert json.loads(client.input_file(sub.input_file))["submitted_image_uri"] == "registry.local/team-alpha/agent:v1"
     with pytest.raises(EvalAINotFound, match="Submission 999 does not exist"):
@@ -110,20 +115,36 @@ def test_running_by_patch_and_terminal_by_put(standin: EvalAIStandIn, client: Ev
     client.put_result(1, 1, pk, "finished", result=result(FULL), stdout="done\n", stderr="", metadata="{}")
     assert standin.status_history(pk)[-2:] == [("E7", "running"), ("E8", "finished")]
     # the server's own rule for a PUT of `running`
-    raw = httpx.put(f"{standin.base_url}/api/jobs/challenge/1/update_submission/",
-                    headers={"Authorization": f"Bearer {standin.host_jwt}"},
-                    json={"challenge_phase": 1, "submission": pk, "submission_status": "running",
-                          "result": "[]", "stdout": "", "stderr": ""})  # fmt: skip
+    raw = httpx.put(
+        f"{standin.base_url}/api/jobs/challenge/1/update_submission/",
+        headers={"Authorization": f"Bearer {standin.host_jwt}"},
+        json={
+            "challenge_phase": 1,
+            "submission": pk,
+            "submission_status": "running",
+            "result": "[]",
+            "stdout": "",
+            "stderr": "",
+        },
+    )
     assert raw.status_code == 400 and raw.json() == {"error": "Sorry, submission status is invalid"}
 
 
 def test_result_must_be_a_string_and_labels_must_match(standin: EvalAIStandIn, client: EvalAIClient) -> None:
     alpha = standin.add_participant("alpha")
     pk = submit_as_participant(standin, alpha, "registry.local/a:v1", phase=2)
-    raw = httpx.put(f"{standin.base_url}/api/jobs/challenge/1/update_submission/",
-                    headers={"Authorization": f"Token {standin.host_key}"},
-                    json={"challenge_phase": 2, "submission": pk, "submission_status": "finished",
-                          "result": [{"split": "leaderboard", "accuracies": FULL}], "stdout": "", "stderr": ""})  # fmt: skip
+    raw = httpx.put(
+        f"{standin.base_url}/api/jobs/challenge/1/update_submission/",
+        headers={"Authorization": f"Token {standin.host_key}"},
+        json={
+            "challenge_phase": 2,
+            "submission": pk,
+            "submission_status": "finished",
+            "result": [{"split": "leaderboard", "accuracies": FULL}],
+            "stdout": "",
+            "stderr": "",
+        },
+    )
     assert raw.status_code == 400 and "must be str, bytes or bytearray, not list" in raw.text
     with pytest.raises(EvalAIRequestError, match="missing in the leaderboard data") as err:
         client.put_result(1, 2, pk, "finished", result=result({"Bogus": 1}), stdout="", stderr="")
@@ -134,8 +155,9 @@ def test_result_must_be_a_string_and_labels_must_match(standin: EvalAIStandIn, c
         client.put_result(1, 2, pk, "finished", result=result(FULL, split="test"), stdout="", stderr="")
     # partial evaluation disabled on phase 2: unknown labels are refused on E9 too
     with pytest.raises(EvalAIRequestError, match="missing in the leaderboard data"):
-        client.put_result(1, 2, pk, "partially_evaluated", result=result({"Bogus": 1}), stdout="", stderr="",
-                          partial=True)  # fmt: skip
+        client.put_result(
+            1, 2, pk, "partially_evaluated", result=result({"Bogus": 1}), stdout="", stderr="", partial=True
+        )
 
 
 def test_partial_updates_use_the_plural_path_and_show_on_the_leaderboard(
@@ -143,8 +165,9 @@ def test_partial_updates_use_the_plural_path_and_show_on_the_leaderboard(
 ) -> None:
     alpha = standin.add_participant("alpha")
     pk = submit_as_participant(standin, alpha, "registry.local/a:v1", method="first")
-    client.put_result(1, 1, pk, "partially_evaluated", result=result({"Driving score": 10.0}), stdout="1/20",
-                      stderr="", partial=True)  # fmt: skip
+    client.put_result(
+        1, 1, pk, "partially_evaluated", result=result({"Driving score": 10.0}), stdout="1/20", stderr="", partial=True
+    )
     assert standin.count("E9", pk) == 1
     page = client.leaderboard(101)
     assert page.count == 1
@@ -184,7 +207,9 @@ def test_resume_and_rerun_publish_messages_with_integer_ids(standin: EvalAIStand
     assert standin.queued_messages() == 2
 
 
-def test_server_errors_are_retried_until_they_stop(standin: EvalAIStandIn, client: EvalAIClient, clock: FakeClock) -> None:
+def test_server_errors_are_retried_until_they_stop(
+    standin: EvalAIStandIn, client: EvalAIClient, clock: FakeClock
+) -> None:
     standin.fail(3.0, status=503)
     assert client.receive(standin.queue_name).empty
     assert standin.count("E4") >= 2
@@ -239,7 +264,11 @@ def test_default_budget_stays_under_sixty_per_minute(clock: FakeClock) -> None:
 def test_undocumented_paths_are_refused_by_the_standin(standin: EvalAIStandIn) -> None:
     auth = {"Authorization": f"Bearer {standin.host_jwt}"}
     assert httpx.get(f"{standin.base_url}/api/jobs/submission/1/", headers=auth).status_code == 404  # extra slash
-    assert httpx.put(f"{standin.base_url}/api/jobs/challenge/1/update_partially_evaluated_submission/",
-                     headers=auth, json={}).status_code == 404  # singular `challenge`  # fmt: skip
+    assert (
+        httpx.put(
+            f"{standin.base_url}/api/jobs/challenge/1/update_partially_evaluated_submission/", headers=auth, json={}
+        ).status_code
+        == 404
+    )  # singular `challenge`
     assert len(standin.unknown_requests) == 2
     standin.requests.clear()

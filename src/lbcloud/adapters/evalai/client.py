@@ -218,9 +218,7 @@ class EvalAIClient:
             except httpx.TransportError as err:
                 raise _Retryable(f"connection failed ({err})") from err
             if response.status_code == 429 or response.status_code >= 500:
-                raise _Retryable(
-                    f"HTTP {response.status_code}: {_error_text(response)}", _retry_after(response)
-                )
+                raise _Retryable(f"HTTP {response.status_code}: {_error_text(response)}", _retry_after(response))
             return response
 
         def before_sleep(state: RetryCallState) -> None:
@@ -256,23 +254,35 @@ class EvalAIClient:
             return
         text = _error_text(response)
         if code == 401:
-            raise EvalAIAuthError(f"HTTP 401 {text!r}; {EvalAIAuthError.OPERATOR_HINT}", endpoint=label,
-                                  submission=submission, status=code)  # fmt: skip
+            raise EvalAIAuthError(
+                f"HTTP 401 {text!r}; {EvalAIAuthError.OPERATOR_HINT}",
+                endpoint=label,
+                submission=submission,
+                status=code,
+            )
         if code == 403 and "verify your email" in text.lower():
             raise EvalAIAuthError(
                 f"HTTP 403 {text!r}; the host account's email address must be verified on EvalAI",
-                endpoint=label, submission=submission, status=code,
-            )  # fmt: skip
+                endpoint=label,
+                submission=submission,
+                status=code,
+            )
         if code == 400 and "not authorized" in text.lower():
-            raise EvalAIAuthError(f"HTTP 400 {text!r}; {EvalAIAuthError.OPERATOR_HINT}", endpoint=label,
-                                  submission=submission, status=code)  # fmt: skip
+            raise EvalAIAuthError(
+                f"HTTP 400 {text!r}; {EvalAIAuthError.OPERATOR_HINT}",
+                endpoint=label,
+                submission=submission,
+                status=code,
+            )
         if code == 404:
             raise EvalAINotFound(f"HTTP 404 {text!r}", endpoint=label, submission=submission, status=code)
         if 300 <= code < 400:
             raise EvalAIRequestError(
                 f"HTTP {code} redirect to {response.headers.get('Location')!r} (wrong path or base URL?)",
-                endpoint=label, submission=submission, status=code,
-            )  # fmt: skip
+                endpoint=label,
+                submission=submission,
+                status=code,
+            )
         raise EvalAIRequestError(f"HTTP {code} {text!r}", endpoint=label, submission=submission, status=code)
 
     @staticmethod
@@ -322,14 +332,20 @@ class EvalAIClient:
         """E5 ``POST /api/jobs/queues/<queue>/`` with the latest receipt handle."""
         if not receipt_handle:
             raise EvalAIRequestError("refusing to ack an empty receipt handle", endpoint="E5", submission=submission)
-        self._send("E5", "POST", f"/api/jobs/queues/{queue}/", json_body={"receipt_handle": receipt_handle},
-                   submission=submission)  # fmt: skip
+        self._send(
+            "E5",
+            "POST",
+            f"/api/jobs/queues/{queue}/",
+            json_body={"receipt_handle": receipt_handle},
+            submission=submission,
+        )
 
     def submission(self, submission: int) -> EvalAISubmission:
         """E6 ``GET /api/jobs/submission/<submission>`` (no slash)."""
         response = self._send("E6", "GET", f"/api/jobs/submission/{submission}", submission=submission)
-        parsed: EvalAISubmission = self._parse(EvalAISubmission, self._json(response, "E6", submission), "E6",
-                                               submission)  # fmt: skip
+        parsed: EvalAISubmission = self._parse(
+            EvalAISubmission, self._json(response, "E6", submission), "E6", submission
+        )
         return parsed
 
     def input_file(self, url: str, *, submission: int | None = None) -> bytes:
@@ -346,8 +362,9 @@ class EvalAIClient:
         body: dict[str, Any] = {"submission": submission, "submission_status": status}
         if job_name:
             body["job_name"] = job_name
-        self._send("E7", "PATCH", f"/api/jobs/challenge/{challenge}/update_submission/", json_body=body,
-                   submission=submission)  # fmt: skip
+        self._send(
+            "E7", "PATCH", f"/api/jobs/challenge/{challenge}/update_submission/", json_body=body, submission=submission
+        )
 
     def put_result(
         self,
@@ -381,11 +398,21 @@ class EvalAIClient:
         if metadata is not None:
             body["metadata"] = metadata
         if partial:
-            self._send("E9", "PUT", f"/api/jobs/challenges/{challenge}/update_partially_evaluated_submission/",
-                       json_body=body, submission=submission)  # fmt: skip
+            self._send(
+                "E9",
+                "PUT",
+                f"/api/jobs/challenges/{challenge}/update_partially_evaluated_submission/",
+                json_body=body,
+                submission=submission,
+            )
         else:
-            self._send("E8", "PUT", f"/api/jobs/challenge/{challenge}/update_submission/", json_body=body,
-                       submission=submission)  # fmt: skip
+            self._send(
+                "E8",
+                "PUT",
+                f"/api/jobs/challenge/{challenge}/update_submission/",
+                json_body=body,
+                submission=submission,
+            )
 
     def list_submissions(
         self,
@@ -415,8 +442,13 @@ class EvalAIClient:
 
     def update_meta(self, challenge: int, submission: int, fields: Mapping[str, Any]) -> None:
         """E11 ``PATCH /api/jobs/challenges/<challenge>/submissions/<submission>/update_submission_meta/``."""
-        self._send("E11", "PATCH", f"/api/jobs/challenges/{challenge}/submissions/{submission}/update_submission_meta/",
-                   json_body=dict(fields), submission=submission)  # fmt: skip
+        self._send(
+            "E11",
+            "PATCH",
+            f"/api/jobs/challenges/{challenge}/submissions/{submission}/update_submission_meta/",
+            json_body=dict(fields),
+            submission=submission,
+        )
 
     def resume(self, submission: int) -> None:
         """E12 ``POST /api/jobs/submissions/<submission>/resume/`` (a failed submission continues)."""
@@ -435,8 +467,9 @@ class EvalAIClient:
             params["page"] = str(page)
         if page_size is not None:
             params["page_size"] = str(page_size)
-        response = self._send("E14", "GET", f"/api/jobs/challenge_phase_split/{phase_split}/leaderboard/",
-                              params=params, auth=False)  # fmt: skip
+        response = self._send(
+            "E14", "GET", f"/api/jobs/challenge_phase_split/{phase_split}/leaderboard/", params=params, auth=False
+        )
         parsed: LeaderboardPage = self._parse(LeaderboardPage, self._json(response, "E14"), "E14")
         return parsed
 
