@@ -90,6 +90,11 @@ def simulate_lbcloud(subs: list[Sub], slots: int, smoke: bool = True) -> dict[in
             running_team[by_sid[sid].team] = running_team.get(by_sid[sid].team, 0) + 1
             if smoke and idx == 0:
                 running_smoke.add(sid)
+        served: dict[str, int] = {}
+        for s in arrived:
+            if s.sid not in finish:
+                started = sum(1 for i in range(len(s.durations)) if (s.sid, i) not in pending)
+                served[s.team] = served.get(s.team, 0) + started
         plan = plan_launches(
             cands,
             Occupancy(
@@ -97,6 +102,7 @@ def simulate_lbcloud(subs: list[Sub], slots: int, smoke: bool = True) -> dict[in
                 running_by_pool={"p": len(running)},
                 running_by_team=running_team,
                 running_smoke=frozenset(running_smoke),
+                served_by_team=served,
             ),
         )
         for c in plan:

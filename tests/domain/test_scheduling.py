@@ -138,12 +138,14 @@ def test_fair_share_keeps_teams_within_one_slot_of_each_other(
         cands, Occupancy(capacity={"gpu": capacity}, running_by_pool={}, running_by_team={}, team_limit=limit)
     )
     per_team = Counter(c.team for c in plan)
+    smoke_per_team = Counter(c.team for c in plan if c.smoke)
     assert all(n <= limit for n in per_team.values())
-    # a team that got fewer slots than another must have run out of launchable work
+    # a team that got fewer slots than another must have run out of launchable work, unless the
+    # difference is made of smoke routes (they go first, one per submission)
     launched = {c.task_id for c in plan}
     for team, count in per_team.items():
         for other, other_count in per_team.items():
-            if other_count > count + 1:
+            if other_count - smoke_per_team[other] > count + 1:
                 leftover = [
                     c
                     for c in cands
@@ -173,3 +175,33 @@ def test_no_starvation_every_task_eventually_runs(teams: list[tuple[str, int]]) 
         ticks += 1
     assert not remaining
     assert ticks <= (len(cands) + 1) // 2
+
+
+def test_smoke_routes_of_new_submissions_go_before_other_teams_private_routes() -> None:
+    old = _cands("old", 1, 0, [100, 90, 80])
+    new = _cands("new", 2, 1, [5, 60], smoke_pending=True)
+    occupancy = Occupancy(capacity={"gpu": 1}, running_by_pool={}, running_by_team={}, served_by_team={"old": 0})
+    plan = plan_launches(old + new, occupancy)
+    assert [(c.team, c.smoke) for c in plan] == [("new", True)]
+
+
+def test_a_team_served_less_wins_a_tie_on_running_attempts() -> None:
+    cands = _cands("first", 1, 0, [10, 10]) + _cands("second", 2, 1, [10, 10])
+    occupancy = Occupancy(
+        capacity={"gpu": 1}, running_by_pool={}, running_by_team={}, served_by_team={"first": 5, "second": 1}
+    )
+    assert [c.team for c in plan_launches(cands, occupancy)] == ["second"]
+
+
+def test_teams_take_turns_on_few_slots() -> None:
+    """With 1 slot and 3 teams, repeated decisions rotate through the teams instead of draining the oldest."""
+    remaining = {c.task_id: c for t, team in enumerate("abc") for c in _cands(team, t + 1, t, [10.0] * 3)}
+    served: Counter[str] = Counter()
+    order = []
+    while remaining:
+        occupancy = Occupancy(capacity={"gpu": 1}, running_by_pool={}, running_by_team={}, served_by_team=served)
+        (picked,) = plan_launches(list(remaining.values()), occupancy)
+        order.append(picked.team)
+        served[picked.team] += 1
+        del remaining[picked.task_id]
+    assert order == ["a", "b", "c"] * 3

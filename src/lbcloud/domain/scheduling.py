@@ -6,9 +6,12 @@ runnable tasks to start now, given what is running:
 1. **Capacity**: never more running attempts in a pool than its slots, never more per team than
    the per-team limit.
 2. **Smoke gate**: while a submission has an unfinished smoke route (a public route run first), only
-   that route may run for it; its other routes wait until the smoke route has a record.
+   that route may run for it; its other routes wait until the smoke route has a record. Smoke
+   routes go before other work, so every new submission gets its first feedback within one slot
+   turnover, and a broken agent fails fast even on a busy cluster.
 3. **Fair share between teams**: the next slot goes to the team with the fewest running attempts
-   (counting those planned in this call); ties go to the team whose waiting submission is oldest.
+   (counting those planned in this call); ties go to the team that has been served least (route
+   tasks started for its waiting submissions), then to the team whose waiting submission is oldest.
 4. **Inside a team**: its oldest submission first (FIFO), so no submission starves.
 5. **Inside a submission**: smoke route first, then the longest expected route first (it bounds the
    makespan), then route position.
@@ -19,7 +22,7 @@ from __future__ import annotations
 import heapq
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +53,7 @@ class Occupancy:
     running_by_team: Mapping[str, int]
     running_smoke: frozenset[int] = frozenset()
     team_limit: int | None = None
+    served_by_team: Mapping[str, int] = field(default_factory=dict)
 
 
 def _task_key(c: Candidate) -> tuple[int, float, int, int]:
@@ -82,15 +86,19 @@ def plan_launches(candidates: Iterable[Candidate], occupancy: Occupancy) -> list
             for tasks in pools.values():
                 tasks.sort(key=_task_key, reverse=True)
 
-    def oldest(team: str) -> tuple[int, int]:
-        return min(by_team[team])
+    served: dict[str, int] = defaultdict(int, occupancy.served_by_team)
 
-    heap: list[tuple[int, tuple[int, int], str]] = [(running_team[t], oldest(t), t) for t in by_team]
+    def key(team: str) -> tuple[int, int, int, tuple[int, int], str]:
+        subs = by_team[team]
+        smoke_ready = any(tasks and tasks[-1].smoke for pools in subs.values() for tasks in pools.values())
+        return (0 if smoke_ready else 1, running_team[team], served[team], min(subs), team)
+
+    heap = [key(t) for t in by_team]
     heapq.heapify(heap)
     plan: list[Candidate] = []
     limit = occupancy.team_limit
     while heap:
-        _, _, team = heapq.heappop(heap)
+        team = heapq.heappop(heap)[-1]
         if limit is not None and running_team[team] >= limit:
             continue
         picked = _pick_for_team(by_team[team], free)
@@ -99,11 +107,12 @@ def plan_launches(candidates: Iterable[Candidate], occupancy: Occupancy) -> list
         plan.append(picked)
         free[picked.pool] -= 1
         running_team[team] += 1
+        served[team] += 1
         if picked.smoke:
             # the rest of this submission waits for its smoke route
             by_team[team].pop((picked.order, picked.submission_id), None)
         if by_team[team]:
-            heapq.heappush(heap, (running_team[team], oldest(team), team))
+            heapq.heappush(heap, key(team))
         if not any(free.values()):
             break
     return plan
@@ -112,7 +121,12 @@ def plan_launches(candidates: Iterable[Candidate], occupancy: Occupancy) -> list
 def _pick_for_team(
     subs: dict[tuple[int, int], dict[str, list[Candidate]]], free: Mapping[str, int]
 ) -> Candidate | None:
-    """Take the best task of the team's oldest submission that has a task in a pool with room."""
+    """Take a smoke route of the team if one can start (oldest submission first), else the best task of
+    the team's oldest submission that has a task in a pool with room."""
+    for key in sorted(subs):
+        for pool, tasks in subs[key].items():
+            if tasks and tasks[-1].smoke and free.get(pool, 0) > 0:
+                return _take(subs, key, pool)
     for key in sorted(subs):
         pools = subs[key]
         best: Candidate | None = None
@@ -120,13 +134,18 @@ def _pick_for_team(
             if tasks and free.get(pool, 0) > 0 and (best is None or _task_key(tasks[-1]) < _task_key(best)):
                 best = tasks[-1]
         if best is not None:
-            pools[best.pool].pop()
-            if not pools[best.pool]:
-                del pools[best.pool]
-            if not pools:
-                del subs[key]
-            return best
+            return _take(subs, key, best.pool)
     return None
+
+
+def _take(subs: dict[tuple[int, int], dict[str, list[Candidate]]], key: tuple[int, int], pool: str) -> Candidate:
+    pools = subs[key]
+    picked = pools[pool].pop()
+    if not pools[pool]:
+        del pools[pool]
+    if not pools:
+        del subs[key]
+    return picked
 
 
 def static_contiguous_split_makespan(durations: list[float], workers: int) -> float:

@@ -581,12 +581,15 @@ class Dispatcher:
         orders: dict[int, int] = {}
         candidates = []
         smoke_open: dict[int, bool] = {}
+        served: dict[str, int] = {}
         for task, submission in runnable:
             track = self.tracks.get(submission.track)
             if track is None:
                 continue
             if submission.id not in smoke_open:
                 tasks = task_cache.setdefault(submission.id, self.store.route_tasks(submission.id))
+                started = sum(1 for t in tasks if t.status is not RouteTaskStatus.PENDING)
+                served[submission.team] = served.get(submission.team, 0) + started
                 smoke = [t for t in tasks if t.smoke]
                 smoke_open[submission.id] = any(t.status is not RouteTaskStatus.DONE for t in smoke)
                 if any(t.status is RouteTaskStatus.RUNNING for t in smoke):
@@ -613,6 +616,7 @@ class Dispatcher:
                 running_by_team=by_team,
                 running_smoke=frozenset(running_smoke),
                 team_limit=self.team_limit,
+                served_by_team=served,
             ),
         )
         self.metrics.scheduler_decision(time.perf_counter() - started, len(plan))
