@@ -588,8 +588,8 @@ class Dispatcher:
                 continue
             if submission.id not in smoke_open:
                 tasks = task_cache.setdefault(submission.id, self.store.route_tasks(submission.id))
-                started = sum(1 for t in tasks if t.status is not RouteTaskStatus.PENDING)
-                served[submission.team] = served.get(submission.team, 0) + started
+                begun = sum(1 for t in tasks if t.status is not RouteTaskStatus.PENDING)
+                served[submission.team] = served.get(submission.team, 0) + begun
                 smoke = [t for t in tasks if t.smoke]
                 smoke_open[submission.id] = any(t.status is not RouteTaskStatus.DONE for t in smoke)
                 if any(t.status is RouteTaskStatus.RUNNING for t in smoke):
