@@ -148,6 +148,7 @@ class SeaweedServer:
             "-ip.bind=127.0.0.1",
             "-master.telemetry=false",
             "-master.volumeSizeLimitMB=64",
+            "-master.electionTimeout=1s",  # a single master: no need to wait 10s for peers on restart
             "-volume.max=0",
             "-filer",
             f"-filer.localSocket={self.root / 'filer.sock'}",

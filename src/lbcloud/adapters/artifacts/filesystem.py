@@ -6,10 +6,11 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lbcloud.adapters.artifacts.keys import check_key, check_prefix
 from lbcloud.domain.errors import NotFound, Unavailable
-from lbcloud.services.ports import BlobInfo
+from lbcloud.services.ports import ArtifactStore, BlobInfo
 
 TEMP_SUFFIX = ".partial"
 
@@ -102,3 +103,9 @@ class FilesystemArtifactStore:
             path.unlink(missing_ok=True)
         except OSError as err:
             raise Unavailable(f"cannot delete artifact {key} at {path}: {err.strerror or err}") from err
+
+
+if TYPE_CHECKING:
+
+    def _implements_the_port(store: FilesystemArtifactStore) -> ArtifactStore:
+        return store  # mypy checks FilesystemArtifactStore against the ArtifactStore protocol here

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lbcloud.adapters.artifacts.filesystem import write_atomically
 from lbcloud.adapters.artifacts.keys import check_key, check_prefix
@@ -257,3 +258,9 @@ class OutboxArtifactStore:
             else:
                 blobs.pop(entry.key, None)
         return sorted(blobs.values(), key=lambda blob: blob.key)
+
+
+if TYPE_CHECKING:
+
+    def _implements_the_port(store: OutboxArtifactStore) -> ArtifactStore:
+        return store  # mypy checks OutboxArtifactStore against the ArtifactStore protocol here

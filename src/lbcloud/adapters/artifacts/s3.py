@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import boto3
@@ -19,7 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from lbcloud.adapters.artifacts.keys import check_key, check_prefix
 from lbcloud.domain.errors import ConfigError, NotFound, Unavailable
-from lbcloud.services.ports import BlobInfo
+from lbcloud.services.ports import ArtifactStore, BlobInfo
 
 MISSING_KEY_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 
@@ -152,3 +152,9 @@ class S3ArtifactStore:
                 extra["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
             with self._errors("creating bucket", None):
                 self._client.create_bucket(Bucket=self.bucket, **extra)
+
+
+if TYPE_CHECKING:
+
+    def _implements_the_port(store: S3ArtifactStore) -> ArtifactStore:
+        return store  # mypy checks S3ArtifactStore against the ArtifactStore protocol here

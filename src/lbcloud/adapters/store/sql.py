@@ -14,7 +14,7 @@ import secrets
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, Insert, and_, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -49,7 +49,7 @@ from lbcloud.domain.submissions import (
 )
 from lbcloud.domain.tasks import Attempt, AttemptStatus, NewRouteTask, RouteTask, RouteTaskStatus
 from lbcloud.domain.tracks import Track
-from lbcloud.services.ports import ArtifactRef, AttemptEnd, Clock, Event, MergedResult
+from lbcloud.services.ports import ArtifactRef, AttemptEnd, Clock, Event, MergedResult, StateStore
 
 TOKEN_BYTES = 32
 _ENDED = AttemptStatus.ENDED.value
@@ -659,3 +659,9 @@ def open_state_store(url: str, *, clock: Clock | None = None, upgrade: bool = Tr
     if upgrade:
         migrate(url)
     return SqlStateStore(make_engine(url), clock=clock)
+
+
+if TYPE_CHECKING:
+
+    def _implements_the_port(store: SqlStateStore) -> StateStore:
+        return store  # mypy checks SqlStateStore against the StateStore protocol here
