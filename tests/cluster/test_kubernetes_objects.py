@@ -182,3 +182,18 @@ def test_namespace_follows_the_spec() -> None:
         if rel.startswith("lbcloud/") and doc["kind"] != "Namespace":
             assert doc["metadata"]["namespace"] == "leaderboard-prod", rel
     assert render_lbcloud_objects(spec)["00-namespace.yaml"][0]["metadata"]["name"] == "leaderboard-prod"
+
+
+def test_a_settings_change_restarts_lbcloud_and_nothing_else_does() -> None:
+    def hashes(spec: ClusterSpec) -> set[str]:
+        return {
+            _by_kind(spec, "Deployment", f"lbcloud-{role}")["spec"]["template"]["metadata"]["annotations"][
+                "lbcloud.io/settings-sha256"
+            ]
+            for role in ("dispatcher", "web")
+        }
+
+    base = hashes(spec_from())
+    assert len(base) == 1
+    assert hashes(spec_from(web_replicas=3)) == base
+    assert hashes(spec_from(storage={"bucket": "other-bucket"})) != base

@@ -52,8 +52,8 @@ def pool_costs(spec: ClusterSpec) -> list[PoolCost]:
     return costs
 
 
-def _usd(value: float | None) -> str:
-    return "unknown" if value is None else f"${value:,.2f}"
+def _usd(value: float | None, digits: int = 2) -> str:
+    return "unknown" if value is None else f"${value:,.{digits}f}"
 
 
 def cost_lines(spec: ClusterSpec) -> list[str]:
@@ -64,7 +64,7 @@ def cost_lines(spec: ClusterSpec) -> list[str]:
     for cost in pool_costs(spec):
         spot = " (spot: usually much less)" if cost.capacity is Capacity.SPOT else ""
         lines.append(
-            f"  {cost.pool:<16} {cost.instance_type:<13} {_usd(cost.usd_per_node_hour)}/node"
+            f"  {cost.pool:<16} {cost.instance_type:<13} {_usd(cost.usd_per_node_hour, 3)}/node"
             f"  idle {cost.min_nodes} node(s) {_usd(cost.idle_usd_per_hour)}"
             f"  full {cost.max_nodes} node(s) {_usd(cost.busy_usd_per_hour)}{spot}"
         )
@@ -74,8 +74,8 @@ def cost_lines(spec: ClusterSpec) -> list[str]:
             idle += cost.usd_per_node_hour * cost.min_nodes
             busy += cost.usd_per_node_hour * cost.max_nodes
     lines.append(
-        f"  EKS control plane {_usd(EKS_CONTROL_PLANE_USD_PER_HOUR)}/hour,"
-        f" NAT gateway {_usd(NAT_GATEWAY_USD_PER_HOUR)}/hour (+ data)"
+        f"  EKS control plane {_usd(EKS_CONTROL_PLANE_USD_PER_HOUR, 3)}/hour,"
+        f" NAT gateway {_usd(NAT_GATEWAY_USD_PER_HOUR, 3)}/hour (+ data)"
     )
     suffix = " (plus pools with unknown prices: add them under `prices:`)" if unknown else ""
     lines.append(

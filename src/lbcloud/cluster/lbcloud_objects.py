@@ -17,6 +17,7 @@ from environment variables the spec names.
 from __future__ import annotations
 
 import copy
+import hashlib
 from typing import Any
 
 import yaml
@@ -37,6 +38,7 @@ PORT = 8080
 NAME_LABEL = "app.kubernetes.io/name"
 COMPONENT_LABEL = "app.kubernetes.io/component"
 RUN_AS = 10001
+CONFIG_HASH_ANNOTATION = "lbcloud.io/settings-sha256"
 # Secret key -> environment variable the settings model reads.
 SECRET_ENV = {
     "database-url": "LBCLOUD_DATABASE_URL",
@@ -174,8 +176,12 @@ def lbcloud_settings(spec: ClusterSpec) -> dict[str, Any]:
     return settings
 
 
+def settings_text(spec: ClusterSpec) -> str:
+    return yaml.safe_dump(lbcloud_settings(spec), sort_keys=False, default_flow_style=False)
+
+
 def config_map(spec: ClusterSpec) -> Manifest:
-    text = yaml.safe_dump(lbcloud_settings(spec), sort_keys=False, default_flow_style=False)
+    text = settings_text(spec)
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -239,6 +245,10 @@ def _pod_spec(spec: ClusterSpec, role: str, service_account: str, automount: boo
     }
 
 
+def _settings_hash(spec: ClusterSpec) -> str:
+    return hashlib.sha256(settings_text(spec).encode("utf-8")).hexdigest()[:16]
+
+
 def deployment(spec: ClusterSpec, role: str) -> Manifest:
     """``lbcloud-dispatcher`` (one replica, replaced not rolled) or ``lbcloud-web``."""
     dispatcher = role == "dispatcher"
@@ -253,7 +263,8 @@ def deployment(spec: ClusterSpec, role: str) -> Manifest:
             "strategy": {"type": "Recreate"} if dispatcher else {"type": "RollingUpdate"},
             "selector": {"matchLabels": selector},
             "template": {
-                "metadata": {"labels": _labels(role)},
+                # a settings change changes the pod template, so `apply` restarts the pods to load it
+                "metadata": {"labels": _labels(role), "annotations": {CONFIG_HASH_ANNOTATION: _settings_hash(spec)}},
                 "spec": _pod_spec(spec, role, DISPATCHER_SA if dispatcher else WEB_SA, automount=dispatcher),
             },
         },

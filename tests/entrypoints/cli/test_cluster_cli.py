@@ -103,7 +103,7 @@ def test_plan_prints_numbered_commands_and_costs(
     assert " 5. create the EKS cluster leaderboard with its system and GPU node groups (about 20 min)" in lines
     assert "    $ eksctl create cluster -f rendered/leaderboard/eksctl/cluster.yaml" in lines
     assert any(line.startswith("Cost per hour (us-east-1 on-demand list prices") for line in lines)
-    assert any("g5-xlarge" in line and "$1.01/node" in line for line in lines)
+    assert any("g5-xlarge" in line and "$1.006/node" in line for line in lines)
     assert fake.calls == []
 
 
