@@ -6,11 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from lbcloud.domain.errors import ResultFileError
-from lbcloud.domain.results.model import YIELD_KEY, ResultFormat, empty_results
+from lbcloud.domain.results.model import YIELD_KEY, Json, ResultFormat, empty_results
 from lbcloud.domain.results.reader import parse_results
-from lbcloud.domain.results.writer import dumps_results
+from lbcloud.domain.results.writer import dumps_indent4, dumps_results
 from tests.domain.results.conftest import load
 
 
@@ -153,3 +155,15 @@ def test_empty_and_binary_files_are_errors() -> None:
         parse_results(b"\xff\xfe\x00", "b.json")
     with pytest.raises(ResultFileError, match="expected an object"):
         parse_results(b"[]", "l.json")
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True) | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4),
+    max_leaves=30,
+)
+
+
+@given(document=_json_values, sort_keys=st.booleans())
+def test_fast_writer_equals_json_dumps_indent_4(document: Json, sort_keys: bool) -> None:
+    assert dumps_indent4(document, sort_keys=sort_keys) == json.dumps(document, indent=4, sort_keys=sort_keys)

@@ -6,13 +6,15 @@ Public names:
 - :func:`dumps_results(results) -> str` — the file text: ``json.dumps(indent=4)`` (1.0 also
   ``sort_keys=True``), no trailing newline. Write it with ``encoding="utf-8"``.
 - :func:`record_to_json(record, fmt) -> dict` and :func:`global_record_to_json(global_record, fmt) -> dict`.
+- :func:`dumps_indent4(document, sort_keys=False) -> str` — ``json.dumps(indent=4)``'s exact text, faster.
 
 Pure: returns text, writes nothing.
 """
 
 from __future__ import annotations
 
-import json
+import math
+from json.encoder import encode_basestring_ascii
 
 from lbcloud.domain.results.model import (
     GlobalRecord,
@@ -111,4 +113,65 @@ def results_to_json(results: ResultsFile) -> dict[str, Json]:
 
 def dumps_results(results: ResultsFile) -> str:
     """The file's exact text (no trailing newline)."""
-    return json.dumps(results_to_json(results), indent=4, sort_keys=results.format is ResultFormat.V10)
+    return dumps_indent4(results_to_json(results), sort_keys=results.format is ResultFormat.V10)
+
+
+def _float_text(value: float) -> str:
+    if math.isnan(value):
+        return "NaN"
+    if value == float("inf"):
+        return "Infinity"
+    if value == -float("inf"):
+        return "-Infinity"
+    return float.__repr__(value)
+
+
+def _encode(value: Json, indent: str, sort_keys: bool, out: list[str]) -> None:
+    if isinstance(value, str):
+        out.append(encode_basestring_ascii(value))
+    elif value is None:
+        out.append("null")
+    elif value is True:
+        out.append("true")
+    elif value is False:
+        out.append("false")
+    elif isinstance(value, int):
+        out.append(int.__repr__(value))
+    elif isinstance(value, float):
+        out.append(_float_text(value))
+    elif isinstance(value, list):
+        if not value:
+            out.append("[]")
+            return
+        inner = indent + "    "
+        out.append("[\n" + inner)
+        first = True
+        for item in value:
+            if not first:
+                out.append(",\n" + inner)
+            first = False
+            _encode(item, inner, sort_keys, out)
+        out.append("\n" + indent + "]")
+    else:
+        if not value:
+            out.append("{}")
+            return
+        inner = indent + "    "
+        out.append("{\n" + inner)
+        first = True
+        items = sorted(value.items()) if sort_keys else value.items()
+        for key, item in items:
+            if not first:
+                out.append(",\n" + inner)
+            first = False
+            out.append(encode_basestring_ascii(key) + ": ")
+            _encode(item, inner, sort_keys, out)
+        out.append("\n" + indent + "}")
+
+
+def dumps_indent4(document: Json, *, sort_keys: bool = False) -> str:
+    """Exactly ``json.dumps(document, indent=4, sort_keys=sort_keys)`` for JSON values with string
+    keys, about twice as fast (the standard library's C encoder is not used when indenting)."""
+    out: list[str] = []
+    _encode(document, "", sort_keys, out)
+    return "".join(out)
