@@ -136,7 +136,7 @@ def run_evaluator(
         "--agent", agent, "--routes", routes, "--checkpoint", str(checkpoint), "--port", str(port),
         "--setup-timeout", "5", "--step-timeout", "1", "--connect-timeout", "3", *extra,
     ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=dict(os.environ))
+    done = subprocess.run(command, check=False, capture_output=True, text=True, timeout=timeout, env=dict(os.environ))
     return Run(done.returncode, done.stdout + done.stderr, checkpoint)
 
 

@@ -109,9 +109,9 @@ def test_generate_command_writes_a_deterministic_route_file(sumo_cache: Path, tm
 
 def test_generate_command_refuses_a_bad_town(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "lbcloud", "track", "sumo", "generate", "--town", "Town01", "-o", str(tmp_path / "x.xml")],
+        [sys.executable, "-m", "lbcloud", "track", "sumo", "generate", "--town", "Town01", "-o", str(tmp_path / "x")],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert done.returncode == 2
     assert "error: unknown SUMO town 'Town01'" in done.stderr
-    assert not (tmp_path / "x.xml").exists()
+    assert not (tmp_path / "x").exists()
