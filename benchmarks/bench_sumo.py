@@ -70,7 +70,8 @@ def main() -> int:
         server.wait(timeout=30)
 
     records = document["_checkpoint"]["records"]
-    print(f"SUMO track benchmark: {args.routes}, agent {Path(args.agent).name}, one core ({'pinned' if pin else 'not pinned'})")
+    pinned = "pinned" if pin else "not pinned"
+    print(f"SUMO track benchmark: {args.routes}, agent {Path(args.agent).name}, one core ({pinned})")
     print(f"{'route':<24}{'length m':>10}{'sim s':>9}{'wall s':>9}{'sim/wall':>10}  status")
     for record in records:
         meta = record["meta"]
