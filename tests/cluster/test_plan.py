@@ -47,7 +47,7 @@ def _fresh_account(fake: FakeRunner) -> None:
     )
     fake.on("aws", "eks", "update-kubeconfig", then=lambda _: fake.on("kubectl", "config", "get-contexts"))
     fake.on("kubectl", "apply", then=lambda argv: fake.on("kubectl", "diff", *argv[-2:]))
-    fake.on("kubectl", "apply", "-", then=lambda _: fake.on("kubectl", "get", "secret"))
+    fake.on("kubectl", "create", "-", then=lambda _: fake.on("kubectl", "get", "secret"))
 
 
 def test_up_steps_are_in_dependency_order(example_spec: ClusterSpec, tmp_path: Path) -> None:
@@ -103,7 +103,7 @@ def test_first_up_runs_every_step_and_records_the_image_id(example_spec: Cluster
     assert commands[3] == f"eksctl create cluster -f {tmp_path}/eksctl/cluster.yaml"
     cluster_yaml = yaml.safe_load((tmp_path / "eksctl" / "cluster.yaml").read_text(encoding="utf-8"))
     assert {g["ami"] for g in cluster_yaml["nodeGroups"] if "ami" in g} == {AMI}
-    secret_call = fake.ran("kubectl", "apply", "-f", "-")[0]
+    secret_call = fake.ran("kubectl", "create", "-f", "-")[0]
     secret = json.loads(secret_call.stdin or "{}")
     assert secret["kind"] == "Secret" and secret["stringData"]["evalai-token"] == "ev-tok"
     assert not any("ev-tok" in line or "pw@db" in line for line in printed)

@@ -232,7 +232,7 @@ def up_steps(spec: ClusterSpec, out_dir: Path, environ: Mapping[str, str] | None
         Step(
             "secret",
             f"store the database URL and tokens in the Secret {SECRET_NAME}",
-            kubectl(spec, "apply", "-f", "-"),
+            kubectl(spec, "create", "-f", "-"),  # not apply: that keeps a plain copy in an annotation
             Check(kubectl(spec, "-n", spec.namespace, "get", "secret", SECRET_NAME), _ok, "the Secret exists"),
             stdin=lambda: json.dumps(secret_manifest(spec, secret_values(spec, env))),
             stdin_note=f"Secret {SECRET_NAME} built from ${spec.database.url_env}, ${spec.operator_token_env}"

@@ -70,11 +70,15 @@ def _out_dir(spec: ClusterSpec, out: Path | None) -> Path:
 def init(
     spec: SpecOption = DEFAULT_SPEC,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    dry_run: DryRunOption = False,
 ) -> None:
-    """Write a commented example cluster spec to edit.
+    """Write a commented example cluster spec to edit (--dry-run prints it instead).
 
     Example:  lbcloud cluster init --spec cluster.yaml
     """
+    if dry_run:
+        typer.echo(example_spec_text(), nl=False)
+        return
     if spec.exists() and not force:
         raise ConfigError(f"{spec}: already exists; not overwriting it (use --force, or another --spec path)")
     try:
@@ -85,14 +89,20 @@ def init(
 
 
 @app.command()
-def render(spec: SpecOption = DEFAULT_SPEC, out: OutOption = None) -> None:
+def render(spec: SpecOption = DEFAULT_SPEC, out: OutOption = None, dry_run: DryRunOption = False) -> None:
     """Write every file the spec implies (eksctl config, add-ons, lbcloud objects, IAM policies, GPU image).
 
-    Nothing is run. Example:  lbcloud cluster render --spec cluster.yaml -o rendered/leaderboard
+    Nothing is run (--dry-run lists the files without writing them).
+    Example:  lbcloud cluster render --spec cluster.yaml -o rendered/leaderboard
     """
     cluster = load_spec(spec)
     out_dir = _out_dir(cluster, out)
-    written = write_files(render_all(cluster), out_dir)
+    files = render_all(cluster)
+    if dry_run:
+        for rel in files:
+            typer.echo(f"would write {out_dir / rel}")
+        return
+    written = write_files(files, out_dir)
     for path in written:
         typer.echo(f"wrote {path}")
     if has_image_placeholder(render_cluster_config(cluster)):
