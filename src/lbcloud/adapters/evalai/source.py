@@ -25,6 +25,7 @@ import json
 import logging
 import re
 import threading
+import unicodedata
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -157,7 +158,8 @@ class Decision:
 
 def team_name_for(evalai: EvalAISubmission) -> str:
     """EvalAI's team name made valid for lbcloud (letters, digits, space, ``._-``; at most 63)."""
-    cleaned = re.sub(r"[^A-Za-z0-9 _.-]+", "-", evalai.participant_team_name).strip(" _.-")[:63].strip(" _.-")
+    ascii_name = unicodedata.normalize("NFKD", evalai.participant_team_name).encode("ascii", "ignore").decode()
+    cleaned = re.sub(r"[^A-Za-z0-9 _.-]+", "-", ascii_name).strip(" _.-")[:63].strip(" _.-")
     if cleaned and TEAM_NAME.match(cleaned):
         return cleaned
     return f"team-{evalai.participant_team or evalai.id}"
