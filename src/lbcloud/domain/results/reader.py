@@ -106,6 +106,8 @@ class _Reader:
         return self.number(value, path)
 
     def strings(self, value: object, path: str) -> tuple[str, ...]:
+        if isinstance(value, list) and all(type(item) is str for item in value):
+            return tuple(value)  # the common case, without building paths
         items = self.lst(value, path)
         return tuple(self.string(item, _join(path, i)) for i, item in enumerate(items))
 
@@ -113,6 +115,18 @@ class _Reader:
         if key not in obj:
             raise self.fail(_join(path, key), "missing key")
         return obj[key]
+
+
+def _numbers(reader: _Reader, obj: Mapping[str, Json], keys: tuple[str, ...], path: str) -> list[Number]:
+    """The numbers at ``keys`` (0 when absent); the JSON path is built only for an error."""
+    out: list[Number] = []
+    for key in keys:
+        value = obj.get(key, 0)
+        if type(value) is int or type(value) is float:
+            out.append(value)
+        else:
+            out.append(reader.number(value, _join(path, key)))
+    return out
 
 
 def _extra(obj: Mapping[str, Json], known: tuple[str, ...]) -> Extra:
@@ -124,7 +138,10 @@ def _infractions(reader: _Reader, value: Json, path: str, fmt: ResultFormat) -> 
     out: dict[str, tuple[str, ...]] = {}
     for key, messages in obj.items():
         name = YIELD_KEY if key == OLD_YIELD_KEY else key
-        out[name] = reader.strings(messages, _join(path, key))
+        if isinstance(messages, list) and all(type(item) is str for item in messages):
+            out[name] = tuple(cast(list[str], messages))
+        else:
+            out[name] = reader.strings(messages, _join(path, key))
     if not obj:
         keys = INFRACTION_KEYS_10 if fmt is ResultFormat.V10 else INFRACTION_KEYS_2X
         out = {key: () for key in keys}
@@ -150,12 +167,12 @@ def record_from_json(obj: Json, source: str, path: str, fmt: ResultFormat) -> Ro
 
     scores_path = _join(path, "scores")
     scores_obj = reader.obj(record.get("scores", {}), scores_path)
-    s = [reader.number(scores_obj.get(k, 0), _join(scores_path, k)) for k in _SCORE_KEYS]
+    s = _numbers(reader, scores_obj, _SCORE_KEYS, scores_path)
     scores = RouteScores(s[0], s[1], s[2], _extra(scores_obj, _SCORE_KEYS))
 
     meta_path = _join(path, "meta")
     meta_obj = reader.obj(record.get("meta", {}), meta_path)
-    m = [reader.number(meta_obj.get(k, 0), _join(meta_path, k)) for k in _META_KEYS]
+    m = _numbers(reader, meta_obj, _META_KEYS, meta_path)
     meta = RouteMeta(m[0], m[1], m[2], _extra(meta_obj, _META_KEYS))
     return RouteRecord(
         index=index,

@@ -20,6 +20,7 @@ agree on them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -329,9 +330,16 @@ def build_route_record(
 def rescore_record(record: RouteRecord, scorer: ScorerVersion) -> RouteRecord:
     """``record`` with IP and DS recomputed from its messages and stored RC under ``scorer``.
 
-    Status, messages and meta are kept; ``num_infractions`` is recomputed for 2.x records.
+    Status, messages and meta are kept; ``num_infractions`` is recomputed for 2.x records. The file
+    does not record the order in which events were applied, so when the new IP and DS equal the stored
+    ones up to floating-point reordering error (relative 1e-12), the stored numbers are kept.
     """
     scores = route_scores(record.scores.score_route, events_from_infractions(record.infractions), scorer)
+    old = record.scores
+    if math.isclose(scores.score_penalty, old.score_penalty, rel_tol=1e-12) and math.isclose(
+        scores.score_composed, old.score_composed, rel_tol=1e-12
+    ):
+        scores = old
     scores = replace(scores, extra=record.scores.extra)
     num = record.num_infractions
     if num is not None:
