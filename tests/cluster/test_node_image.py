@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from lbcloud.cluster.node_image import image_name, render_node_image, spec_image_name
+from lbcloud.cluster.node_pools import GpuImage, ImageKind
 from lbcloud.cluster.render import render_all, write_files
-from lbcloud.cluster.spec import ClusterSpec, GpuImage, ImageKind
+from lbcloud.cluster.spec import ClusterSpec
 from tests.cluster.conftest import example_data, spec_from
 
 PACKER = shutil.which("packer")

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from lbcloud.cluster.spec import Capacity, ImageKind, example_spec_text, load_spec, parse_spec
+from lbcloud.cluster.node_pools import Capacity, ImageKind
+from lbcloud.cluster.spec import example_spec_text, load_spec, parse_spec
 from lbcloud.domain.errors import ConfigError
 from tests.cluster.conftest import example_data, write_spec
 

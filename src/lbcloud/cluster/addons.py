@@ -15,7 +15,8 @@ from typing import Any
 
 from lbcloud.cluster.eksctl import AUTOSCALER_SA, FLUENT_BIT_SA
 from lbcloud.cluster.iam import log_group_prefix
-from lbcloud.cluster.spec import GPU_LABEL, POOL_LABEL, SYSTEM_POOL, ClusterSpec
+from lbcloud.cluster.node_pools import GPU_LABEL, POOL_LABEL, SYSTEM_POOL
+from lbcloud.cluster.spec import ClusterSpec
 
 Manifest = dict[str, Any]
 

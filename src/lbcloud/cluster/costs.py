@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lbcloud.cluster.node_pools import SYSTEM_POOL, Capacity
 from lbcloud.cluster.prices import PRICE_NOTE, hourly_price
-from lbcloud.cluster.spec import SYSTEM_POOL, Capacity, ClusterSpec
+from lbcloud.cluster.spec import ClusterSpec
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,9 +14,10 @@ from enum import StrEnum
 from typing import Any
 
 from lbcloud.cluster.addons import AUTOSCALER_NAME, DEVICE_PLUGIN_NAME
+from lbcloud.cluster.node_pools import GPU_LABEL, POOL_LABEL, SYSTEM_POOL, GpuPool
 from lbcloud.cluster.plan import kubectl
 from lbcloud.cluster.runner import CommandResult, CommandRunner
-from lbcloud.cluster.spec import GPU_LABEL, POOL_LABEL, SYSTEM_POOL, ClusterSpec, GpuPool
+from lbcloud.cluster.spec import ClusterSpec
 
 GPU_RESOURCE = "nvidia.com/gpu"
 SMOKE_POD = "lbcloud-gpu-smoke"

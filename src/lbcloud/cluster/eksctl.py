@@ -21,15 +21,8 @@ from typing import Any
 from lbcloud.cluster import iam
 from lbcloud.cluster.lbcloud_objects import DISPATCHER_SA
 from lbcloud.cluster.node_image import image_name
-from lbcloud.cluster.spec import (
-    GPU_LABEL,
-    POOL_LABEL,
-    SYSTEM_POOL,
-    Capacity,
-    ClusterSpec,
-    GpuPool,
-    ImageKind,
-)
+from lbcloud.cluster.node_pools import GPU_LABEL, POOL_LABEL, SYSTEM_POOL, Capacity, GpuPool, ImageKind
+from lbcloud.cluster.spec import ClusterSpec
 
 API_VERSION = "eksctl.io/v1alpha5"
 ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"

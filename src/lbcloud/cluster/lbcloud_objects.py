@@ -22,8 +22,9 @@ from typing import Any
 
 import yaml
 
+from lbcloud.cluster.node_pools import GPU_LABEL, POOL_LABEL, SYSTEM_POOL
 from lbcloud.cluster.prices import hourly_price
-from lbcloud.cluster.spec import GPU_LABEL, POOL_LABEL, SYSTEM_POOL, ClusterSpec, TrackPlacement
+from lbcloud.cluster.spec import ClusterSpec, TrackPlacement
 
 Manifest = dict[str, Any]
 

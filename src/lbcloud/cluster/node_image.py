@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from importlib import resources
 
-from lbcloud.cluster.spec import ClusterSpec, GpuImage
+from lbcloud.cluster.node_pools import GpuImage
+from lbcloud.cluster.spec import ClusterSpec
 
 TEMPLATE_FILES = ("gpu-node.pkr.hcl", "versions.pkr.hcl", "provision-gpu-node.sh")
 VARIABLES_FILE = "variables.auto.pkrvars.hcl"

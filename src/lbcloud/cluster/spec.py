@@ -8,168 +8,30 @@ names the file and the field (``cluster.yaml: gpu_pools[0] (g5): min (3) is grea
 from __future__ import annotations
 
 import re
-from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-from lbcloud.cluster.prices import NVIDIA_GPU_FAMILIES, gpu_count, instance_family
+from lbcloud.cluster.node_pools import SYSTEM_POOL, GpuImage, GpuPool, ImageKind, SpecModel, SystemPool
 from lbcloud.domain.errors import ConfigError
 from lbcloud.domain.tracks import TRACK_NAME
 
 SUPPORTED_KUBERNETES_VERSIONS = ("1.29", "1.30", "1.31", "1.32", "1.33")
-INSTANCE_TYPE = re.compile(
-    r"^[a-z][a-z0-9-]*[0-9][a-z0-9-]*\.(nano|micro|small|medium|large|[0-9]*xlarge|metal(-[0-9]+xl)?)$"
-)
 CLUSTER_NAME = re.compile(r"^[a-zA-Z][-a-zA-Z0-9]{0,62}$")
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,28}[a-z0-9])?$")  # pool names: short, they prefix AWS names
 NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$")
 IAM_ARN = re.compile(r"^arn:aws[a-z-]*:(iam|sts)::[0-9]{12}:(role|user|assumed-role)/[\w+=,.@/-]+$")
 SQS_ARN = re.compile(r"^arn:aws[a-z-]*:sqs:[a-z0-9-]+:[0-9]{12}:[\w-]+(\.fifo)?$")
 BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
-DRIVER_VERSION = re.compile(r"^[0-9]{3}(\.[0-9]{1,3}){1,2}$")
-TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 
-SYSTEM_POOL = "system"
-POOL_LABEL = "lbcloud.io/pool"
-GPU_LABEL = "lbcloud.io/gpu"
-GPU_TAINT_KEY = "nvidia.com/gpu"
 EXAMPLE_SPEC_FILE = "cluster-spec.example.yaml"
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Capacity(StrEnum):
-    """How a pool buys its instances."""
-
-    ON_DEMAND = "on-demand"
-    SPOT = "spot"  # cheaper, may be reclaimed; lbcloud retries preempted routes without blame
-
-
-class ImageKind(StrEnum):
-    """Which machine image GPU nodes boot."""
-
-    EKS_ACCELERATED = "eks-accelerated"  # Amazon's EKS GPU image (AL2023, current NVIDIA driver)
-    CUSTOM = "custom"  # built by lbcloud with Packer: Ubuntu EKS image + pinned NVIDIA driver
-
-
-class Taint(_Model):
-    key: str
-    value: str = ""
-    effect: str = "NoSchedule"
-
-    @field_validator("effect")
-    @classmethod
-    def _effect(cls, effect: str) -> str:
-        if effect not in TAINT_EFFECTS:
-            raise ValueError(f"taint effect must be one of {', '.join(TAINT_EFFECTS)}, got {effect!r}")
-        return effect
-
-
-def _check_instance_type(value: str) -> str:
-    if not INSTANCE_TYPE.match(value):
-        raise ValueError(f"{value!r} is not an EC2 instance type (expected family.size, e.g. g5.xlarge)")
-    return value
-
-
-class SystemPool(_Model):
-    """The small always-on pool for lbcloud's dispatcher and web, the autoscaler and the add-ons."""
-
-    instance_type: str = "t3.large"
-    min: int = Field(default=1, ge=1)
-    max: int = Field(default=2, ge=1)
-    disk_gb: int = Field(default=50, ge=20)
-    capacity: Capacity = Capacity.ON_DEMAND
-
-    _instance_type = field_validator("instance_type")(_check_instance_type)
-
-    @model_validator(mode="after")
-    def _bounds(self) -> SystemPool:
-        if self.min > self.max:
-            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
-        return self
-
-
-class GpuPool(_Model):
-    """One autoscaled pool of GPU instances of a single type (scales to zero when idle)."""
-
-    name: str
-    instance_type: str
-    min: int = Field(default=0, ge=0)
-    max: int = Field(default=4, ge=1)
-    capacity: Capacity = Capacity.ON_DEMAND
-    disk_gb: int = Field(default=200, ge=50)
-    image: ImageKind | None = None  # default: gpu_image.kind
-    gpus: int | None = Field(default=None, ge=1)  # default: from the instance table
-    labels: dict[str, str] = Field(default_factory=dict)
-    taints: list[Taint] = Field(default_factory=lambda: [Taint(key=GPU_TAINT_KEY, value="true")])
-
-    _instance_type = field_validator("instance_type")(_check_instance_type)
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, name: str) -> str:
-        if not DNS_LABEL.match(name) or name == SYSTEM_POOL:
-            raise ValueError(f"pool name {name!r} must be 1-30 lowercase letters, digits or '-' (and not 'system')")
-        return name
-
-    @model_validator(mode="after")
-    def _consistent(self) -> GpuPool:
-        if self.min > self.max:
-            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
-        if instance_family(self.instance_type) not in NVIDIA_GPU_FAMILIES:
-            raise ValueError(f"instance type {self.instance_type} has no NVIDIA GPU (use e.g. g5.xlarge)")
-        if self.gpus is None and gpu_count(self.instance_type) is None:
-            raise ValueError(f"GPU count of {self.instance_type} is not known; set `gpus:` for this pool")
-        return self
-
-    @property
-    def gpus_per_node(self) -> int:
-        return self.gpus if self.gpus is not None else (gpu_count(self.instance_type) or 1)
-
-
-class GpuImage(_Model):
-    """The GPU node image. ``custom`` pins the NVIDIA driver (CARLA 0.9.x needs the 470 series)."""
-
-    kind: ImageKind
-    nvidia_driver: str = "470.182.03"
-    ubuntu_version: str = "22.04"
-    ami_id: str | None = None  # set when the image was built elsewhere; otherwise found by name
-    builder_instance_type: str = "g5.xlarge"
-    disk_gb: int = Field(default=100, ge=30)
-
-    _builder = field_validator("builder_instance_type")(_check_instance_type)
-
-    @field_validator("nvidia_driver")
-    @classmethod
-    def _driver(cls, version: str) -> str:
-        if not DRIVER_VERSION.match(version):
-            raise ValueError(f"NVIDIA driver version {version!r} must look like 470.182.03")
-        return version
-
-    @field_validator("ubuntu_version")
-    @classmethod
-    def _ubuntu(cls, version: str) -> str:
-        if version not in ("20.04", "22.04", "24.04"):
-            raise ValueError(f"ubuntu_version must be 20.04, 22.04 or 24.04, got {version!r}")
-        return version
-
-    @field_validator("ami_id")
-    @classmethod
-    def _ami(cls, ami: str | None) -> str | None:
-        if ami is not None and not re.match(r"^ami-[0-9a-f]{8,17}$", ami):
-            raise ValueError(f"ami_id {ami!r} is not an AMI id (ami-0123456789abcdef0)")
-        return ami
-
-
-class Storage(_Model):
+class Storage(SpecModel):
     """Where the dispatcher keeps logs and results (the only thing it may touch in S3)."""
 
     bucket: str
@@ -189,13 +51,13 @@ class Storage(_Model):
         return f"{prefix}/" if prefix else ""
 
 
-class Database(_Model):
+class Database(SpecModel):
     """The PostgreSQL URL is a secret: the spec names the environment variable holding it."""
 
     url_env: str = "LBCLOUD_DATABASE_URL"
 
 
-class EvalAI(_Model):
+class EvalAI(SpecModel):
     """The EvalAI challenge lbcloud serves (its token comes from ``token_env`` at ``cluster up``)."""
 
     base_url: str = "https://eval.ai"
@@ -219,7 +81,7 @@ class EvalAI(_Model):
         return self
 
 
-class TrackPlacement(_Model):
+class TrackPlacement(SpecModel):
     """Which pool runs a track (its routes, images and scorer live under ``settings.tracks``)."""
 
     name: str
@@ -234,14 +96,14 @@ class TrackPlacement(_Model):
         return name
 
 
-class Logs(_Model):
+class Logs(SpecModel):
     """Ship every container's log lines to CloudWatch Logs with a Fluent Bit DaemonSet."""
 
     enabled: bool = True
     retention_days: int = Field(default=30, ge=1)
 
 
-class ClusterSpec(_Model):
+class ClusterSpec(SpecModel):
     """The whole cloud: one EKS cluster, its pools, GPU image, add-ons and lbcloud itself."""
 
     name: str
