@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -254,3 +255,45 @@ def test_route_record_merge_equals_file_merge(records: list[RouteRecord], data: 
         for i, r in enumerate(kept)
     ]
     assert dumps_results(by_records.results) == dumps_results(merge_results(files, expected).results)
+
+
+def _reps(lb20: Path, routes: list[int], reps: int) -> MergeInput:
+    template = load(lb20 / W1).records[0]
+    records = tuple(
+        replace(template, index=i, route_id=f"RouteScenario_{route}_rep{rep}")
+        for i, (route, rep) in enumerate((route, rep) for route in routes for rep in range(reps))
+    )
+    return MergeInput("w.json", ResultsFile(ResultFormat.V2X, records, (len(records), len(records)), sensors=SENSORS))
+
+
+def test_repetitions_are_continuous(lb20: Path) -> None:
+    outcome = merge_results([_reps(lb20, [0, 1, 2], 2)])
+    assert outcome.complete
+    assert [r.route_id for r in outcome.results.records][:3] == [
+        "RouteScenario_0_rep0",
+        "RouteScenario_0_rep1",
+        "RouteScenario_1_rep0",
+    ]
+
+
+def test_gap_with_repetitions_is_refused(lb20: Path) -> None:
+    with pytest.raises(MergeRefused, match="jumped from RouteScenario_0_rep1 to RouteScenario_2_rep0"):
+        merge_results([_reps(lb20, [0, 2], 2)])
+
+
+def test_10_route_records_merge_with_repetitions(real: Path) -> None:
+    record = load(real / "AGC_Leaderboard_README__lb10_results.json").records[0]
+    expected = ExpectedInstances.for_routes(["0"], repetitions=2, fmt=ResultFormat.V10)
+    assert expected.route_ids == ("RouteScenario_0", "RouteScenario_0")
+    partial = merge_route_records([record], sensors=SENSORS, expected=expected, fmt=ResultFormat.V10)
+    assert not partial.complete and partial.results.progress == (1, 2)
+    full = merge_route_records([record, record], sensors=SENSORS, expected=expected, fmt=ResultFormat.V10)
+    assert full.complete
+    assert full.results.entry_status == "Finished with agent errors"
+    assert json.loads(dumps_results(full.results))["_checkpoint"]["global_record"]["scores_std_dev"] == {
+        "score_composed": 0.0,
+        "score_penalty": 0.0,
+        "score_route": 0.0,
+    }
+    with pytest.raises(MergeRefused, match="more than one record"):
+        merge_route_records([record] * 3, sensors=SENSORS, expected=expected, fmt=ResultFormat.V10)
