@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from lbcloud.domain.errors import LbcloudError
 from lbcloud.domain.submissions import AgentKind, AgentRef, NewSubmission
 from lbcloud.entrypoints.wiring import System, build_system
 from lbcloud.settings import default_tracks, load_settings
@@ -42,9 +43,15 @@ def make_system(tmp_path: Path) -> Iterator[Callable[..., System]]:
 
     yield make
     for system in systems:
-        for attempt in system.store.live_attempts():
+        try:
+            live = system.store.live_attempts()
+        except LbcloudError:
+            live = []
+        for attempt in live:
             if attempt.handle:
                 kill_attempt_processes(Path(attempt.handle))
+        for folder in (tmp_path / "data" / "attempts").glob("attempt-*"):
+            kill_attempt_processes(folder)
         system.close()
 
 
