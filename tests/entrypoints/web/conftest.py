@@ -139,7 +139,7 @@ class Lifecycle:
         return tasks
 
     def start(self, task: RouteTask) -> Attempt:
-        attempt = self.store.claim_task(task.id, backend="local", pool="default", owner="test", lease_s=60)
+        attempt = self.store.claim_task(task.id, backend="local", pool="local", owner="test", lease_s=60)
         assert attempt is not None
         self.store.set_attempt_status(attempt.id, AttemptStatus.RUNNING, node="test-node")
         submission = self.store.get_submission(task.submission_id)

@@ -35,7 +35,12 @@ def test_leaderboard_is_public_and_ranks_by_driving_score(client: TestClient, li
     board = client.get("/api/v1/tracks/sumo-dev/leaderboard").json()
     assert [e["submission_id"] for e in board["entries"]] == [stronger.id, weaker.id]
     assert [e["rank"] for e in board["entries"]] == [1, 2]
-    assert board["columns"][0] == {"key": "avg_driving_score", "label": "Avg. driving score", "higher_is_better": True}
+    assert board["columns"][0] == {
+        "key": "avg_driving_score",
+        "label": "Avg. driving score",
+        "short": "Driving score",
+        "higher_is_better": True,
+    }
     assert len(board["columns"]) == 15
     top = board["entries"][0]
     assert top["values"][:3] == [95.0, 95.0, 1.0]

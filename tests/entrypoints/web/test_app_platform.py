@@ -116,6 +116,8 @@ def test_the_dispatcher_role_serves_no_pages_or_public_api(system: System) -> No
         assert client.get("/metrics").status_code == 200
         assert client.get("/api/v1/tracks").status_code == 404
         assert client.get("/leaderboard/sumo-dev").status_code == 404
+        paths = client.get("/api/openapi.json").json()["paths"]
+        assert "/api/v1/reporter/attempts/{attempt_id}/record" in paths
 
 
 def test_the_web_role_serves_no_reporter_api(system: System) -> None:
@@ -150,7 +152,7 @@ def test_the_overview_shows_queue_capacity_failures_and_usage(client: TestClient
     ]
     assert [a["id"] for a in body["running"]] == [live.id]
     assert body["pools"] == [
-        {"name": "default", "slots": 2, "running": 1, "waiting": 5, "gpus_per_attempt": 0, "price_per_hour": 0.0}
+        {"name": "local", "slots": 2, "running": 1, "waiting": 5, "gpus_per_attempt": 0, "price_per_hour": 0.0}
     ]
     assert body["failures_by_blame"] == {"infrastructure": 1}
     assert [a["reason"] for a in body["recent_failures"]] == ["node lost"]

@@ -14,8 +14,6 @@ path when it has them.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -43,7 +41,6 @@ from lbcloud.entrypoints.wiring import System
 log = logging.getLogger("lbcloud.web")
 
 Role = Literal["all", "web", "dispatcher"]
-REPORTER_MODULE = "lbcloud.entrypoints.web.reporter_api"
 
 
 def _is_api(path: str) -> bool:
@@ -155,16 +152,6 @@ def _install_token_link(app: FastAPI, system: System) -> None:
         return redirect
 
 
-def _include_reporter(app: FastAPI, system: System) -> None:
-    if importlib.util.find_spec(REPORTER_MODULE) is None:
-        log.warning("the reporter API is not available in this build; attempts cannot report over HTTP")
-        return
-    module = importlib.import_module(REPORTER_MODULE)
-    builder = getattr(module, "build_router", None)
-    router = builder(system) if callable(builder) else module.router
-    app.include_router(router)
-
-
 def create_app(system: System, *, role: Role = "all") -> FastAPI:
     """Build the web application over ``system`` (see the module docstring for the roles).
 
@@ -236,6 +223,8 @@ def create_app(system: System, *, role: Role = "all") -> FastAPI:
 
         _install_token_link(app, system)
     if role in ("all", "dispatcher"):
-        _include_reporter(app, system)
+        from lbcloud.entrypoints.web.reporter_api import build_router
+
+        app.include_router(build_router(system))
     app.add_middleware(RequestLog, metrics=metrics)
     return app

@@ -20,9 +20,30 @@ from lbcloud.services.ports import MergedResult, StateStore
 SCORE_LABELS = LABELS_2X[:3]
 
 
+SHORT_LABELS: dict[str, str] = {
+    "Avg. driving score": "Driving score",
+    "Avg. route completion": "Route compl.",
+    "Avg. infraction penalty": "Infr. penalty",
+    "Collisions with pedestrians": "Coll. ped.",
+    "Collisions with vehicles": "Coll. veh.",
+    "Collisions with layout": "Coll. layout",
+    "Red lights infractions": "Red light",
+    "Stop sign infractions": "Stop sign",
+    "Off-road infractions": "Off-road",
+    "Route deviations": "Route dev.",
+    "Route timeouts": "Route timeout",
+    "Agent blocked": "Blocked",
+    "Yield emergency vehicles infractions": "Yield emerg.",
+    "Scenario timeouts": "Scen. timeout",
+    "Min speed infractions": "Min speed",
+}
+"""Compact column headers for the page (the full label is the header's tooltip and the API's ``label``)."""
+
+
 class LeaderboardColumn(BaseModel):
     key: str
     label: str
+    short: str
     higher_is_better: bool
 
 
@@ -85,5 +106,10 @@ def build_leaderboard(store: StateStore, track: str) -> Leaderboard:
                 manifest_url=f"/api/v1/submissions/{submission.id}/manifest",
             )
         )
-    columns = [LeaderboardColumn(key=column_key(lb), label=lb, higher_is_better=lb in SCORE_LABELS) for lb in labels]
+    columns = [
+        LeaderboardColumn(
+            key=column_key(lb), label=lb, short=SHORT_LABELS.get(lb, lb), higher_is_better=lb in SCORE_LABELS
+        )
+        for lb in labels
+    ]
     return Leaderboard(track=track, columns=columns, entries=entries)

@@ -10,7 +10,14 @@ from lbcloud.domain.submissions import ACTIVE, SubmissionStatus
 from lbcloud.domain.tasks import AttemptStatus, RouteTaskStatus
 from lbcloud.domain.tracks import Pool
 from lbcloud.entrypoints.web.progress import Workload, estimate
-from lbcloud.entrypoints.web.views import AttemptOut, SubmissionOut, attempt_out, pool_slots, submission_out
+from lbcloud.entrypoints.web.views import (
+    AttemptOut,
+    SubmissionOut,
+    attempt_out,
+    pool_name,
+    pool_slots,
+    submission_out,
+)
 from lbcloud.entrypoints.wiring import System
 from lbcloud.services.costs import Usage, cost_report
 
@@ -80,7 +87,7 @@ def build_overview(system: System, recent: int = 20) -> OperatorOverview:
         tasks = store.route_tasks(s.id)
         tasks_by_id.update({t.id: t for t in tasks})
         track = system.tracks.get(s.track)
-        pool = track.pool.name if track else "default"
+        pool = pool_name(system, track) if track else "default"
         pending = [t for t in tasks if t.status is RouteTaskStatus.PENDING]
         running = [t for t in tasks if t.status is RouteTaskStatus.RUNNING]
         waiting_by_pool[pool] += len(pending)
@@ -97,12 +104,12 @@ def build_overview(system: System, recent: int = 20) -> OperatorOverview:
         )  # fmt: skip
     pools_by_name: dict[str, tuple[Pool, int]] = {}
     for track in system.tracks.values():
-        pools_by_name.setdefault(track.pool.name, (track.pool, pool_slots(system, track)))
+        pools_by_name.setdefault(pool_name(system, track), (track.pool, pool_slots(system, track)))
     for item in queue:
         track = system.tracks.get(item.submission.track)
         if track is None:
             continue
-        loads = workloads.get(track.pool.name, [])
+        loads = workloads.get(pool_name(system, track), [])
         target = next(w for w in loads if w.submission_id == item.submission.id)
         est = estimate(target, loads, pool_slots(system, track))
         item.queue_position, item.eta_s = est.queue_position, est.eta_s

@@ -292,6 +292,11 @@ def _remaining(tasks: list[RouteTask], live: dict[int, Attempt], now: datetime) 
     return remaining, longest
 
 
+def pool_name(system: System, track: Track) -> str:
+    """The pool a track's attempts run in: the local backend has one pool (``local``) for all tracks."""
+    return "local" if system.settings.backend == "local" else track.pool.name
+
+
 def pool_slots(system: System, track: Track) -> int:
     """Slots a track's pool can use (the local backend's own limit applies too)."""
     if system.settings.backend == "local":
@@ -306,7 +311,7 @@ def workloads(system: System, pool: str) -> list[Workload]:
     statuses = [*ACTIVE, SubmissionStatus.SUBMITTED]
     for sub in system.store.list_submissions(statuses=statuses):
         track = system.tracks.get(sub.track)
-        if track is None or track.pool.name != pool:
+        if track is None or pool_name(system, track) != pool:
             continue
         tasks = system.store.route_tasks(sub.id)
         started = any(t.attempts > 0 or t.status is not RouteTaskStatus.PENDING for t in tasks)
@@ -336,8 +341,9 @@ def build_progress(system: System, submission: Submission) -> ProgressOut:
     if track is not None and (submission.status.active or submission.status is SubmissionStatus.SUBMITTED):
         remaining, longest = _remaining(tasks, live, now)
         started = bool(attempts)
-        target = Workload(submission.id, submission.created_at, track.pool.name, remaining, longest, started)
-        est = estimate(target, workloads(system, track.pool.name), pool_slots(system, track))
+        pool = pool_name(system, track)
+        target = Workload(submission.id, submission.created_at, pool, remaining, longest, started)
+        est = estimate(target, workloads(system, pool), pool_slots(system, track))
         queue_position, eta = est.queue_position, est.eta_s
 
     failures = Counter(a.blame.value for a in attempts if a.outcome is not None and a.blame.value != "none")
