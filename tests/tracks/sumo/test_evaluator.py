@@ -116,7 +116,7 @@ def test_lb21_scorer_scores_the_same_events_with_2_1_weights(simulator: Server, 
             "1",
             "--scorer",
             scorer,
-        )  # fmt: skip
+        )
         for scorer in ("lb2.0", "lb2.1")
     }
     r20 = parse_results(runs["lb2.0"].checkpoint.read_text(), "20").records[0]
@@ -150,6 +150,34 @@ def test_hanging_agent_is_stopped_by_the_step_timeout(simulator: Server, tmp_pat
     assert [r["status"] for r in run.records] == ["Failed - Agent crashed"] * 3
     assert "hung in run_step" in run.output
     assert time.monotonic() - began < 100
+
+
+def test_steering_off_the_route_is_a_deviation(simulator: Server, tmp_path: Path) -> None:
+    agent = write_agent(
+        tmp_path,
+        "from lbcloud.tracks.sumo.agent_api import VehicleControl\n"
+        "class TestAgent(CompetentAgent):\n"
+        "    def run_step(self, input_data, timestamp):\n"
+        "        c = super().run_step(input_data, timestamp)\n"
+        "        return VehicleControl(throttle=c.throttle, brake=c.brake, steer=-1.0)\n",
+    )
+    run = run_evaluator(tmp_path / "steer.json", simulator.port, agent, "sumo-dev", "--routes-subset", "0")
+    assert run.code == 0, run.output
+    (record,) = run.records
+    assert record["status"] == "Failed - Agent deviated from the route"
+    assert record["infractions"]["route_dev"][0].startswith("Agent deviated from the route at (x=")
+    assert 0 < record["scores"]["score_route"] < 100
+
+
+def test_an_unknown_town_is_bad_input(simulator: Server, tmp_path: Path) -> None:
+    routes = tmp_path / "routes.xml"
+    routes.write_text(
+        '<routes><route id="0" town="Town01"><waypoints><position x="0" y="0" z="0"/>'
+        '<position x="10" y="0" z="0"/></waypoints><scenarios/></route></routes>'
+    )
+    run = run_evaluator(tmp_path / "x.json", simulator.port, agent_path("competent"), str(routes))
+    assert run.code == 2
+    assert "route id '0': unknown SUMO town 'Town01'" in run.output
 
 
 def test_invalid_sensors_reject_the_entry_and_stop(simulator: Server, tmp_path: Path) -> None:
