@@ -562,39 +562,44 @@ class Dispatcher:
     # ------------------------------------------------------------------------------ launching
     def _launch(self) -> int:
         started = time.perf_counter()
-        runnable = self.store.runnable_tasks()
-        self.metrics.queue_depth(len(runnable))
-        if not runnable:
-            return 0
         live = self.store.live_attempts()
         by_pool: dict[str, int] = {}
         by_team: dict[str, int] = {}
         running_smoke: set[int] = set()
-        task_cache: dict[int, list[RouteTask]] = {}
         sub_cache: dict[int, Submission] = {}
         for attempt in live:
             by_pool[attempt.pool] = by_pool.get(attempt.pool, 0) + 1
             if attempt.submission_id not in sub_cache:
                 sub_cache[attempt.submission_id] = self.store.get_submission(attempt.submission_id)
+                tasks = self.store.route_tasks(attempt.submission_id)
+                if any(t.smoke and t.status is RouteTaskStatus.RUNNING for t in tasks):
+                    running_smoke.add(attempt.submission_id)
             team = sub_cache[attempt.submission_id].team
             by_team[team] = by_team.get(team, 0) + 1
+        if all(by_pool.get(pool, 0) >= cap for pool, cap in self.capacity.items()):
+            return 0  # no room: nothing to decide
+        runnable = self.store.runnable_tasks()
+        self.metrics.queue_depth(len(runnable))
+        if not runnable:
+            return 0
+        # per submission: pending tasks and whether its smoke route is still waiting
+        pending: dict[int, int] = {}
+        smoke_waiting: set[int] = set(running_smoke)
+        for task, submission in runnable:
+            pending[submission.id] = pending.get(submission.id, 0) + 1
+            if task.smoke:
+                smoke_waiting.add(submission.id)
+        served: dict[str, int] = {}
         orders: dict[int, int] = {}
         candidates = []
-        smoke_open: dict[int, bool] = {}
-        served: dict[str, int] = {}
         for task, submission in runnable:
             track = self.tracks.get(submission.track)
             if track is None:
                 continue
-            if submission.id not in smoke_open:
-                tasks = task_cache.setdefault(submission.id, self.store.route_tasks(submission.id))
-                begun = sum(1 for t in tasks if t.status is not RouteTaskStatus.PENDING)
-                served[submission.team] = served.get(submission.team, 0) + begun
-                smoke = [t for t in tasks if t.smoke]
-                smoke_open[submission.id] = any(t.status is not RouteTaskStatus.DONE for t in smoke)
-                if any(t.status is RouteTaskStatus.RUNNING for t in smoke):
-                    running_smoke.add(submission.id)
-            orders.setdefault(submission.id, len(orders))
+            if submission.id not in orders:
+                orders[submission.id] = len(orders)
+                planned = self._planned_count(track)
+                served[submission.team] = served.get(submission.team, 0) + max(0, planned - pending[submission.id])
             candidates.append(
                 Candidate(
                     task_id=task.id,
@@ -605,7 +610,7 @@ class Dispatcher:
                     expected_s=task.expected_s,
                     position=task.position,
                     smoke=task.smoke,
-                    smoke_pending=smoke_open[submission.id],
+                    smoke_pending=submission.id in smoke_waiting,
                 )
             )
         plan = plan_launches(
@@ -666,6 +671,13 @@ class Dispatcher:
             )  # fmt: skip
             launched += 1
         return launched
+
+    def _planned_count(self, track: Track) -> int:
+        """How many route tasks a submission of ``track`` has (routes × repetitions)."""
+        try:
+            return len(self.catalog.routes(track)) * track.repetitions
+        except LbcloudError:
+            return 0
 
     def _renew_leases(self) -> None:
         now = time.monotonic()

@@ -20,7 +20,7 @@ from lbcloud.entrypoints.wiring import System, build_system
 from lbcloud.services.control import cancel_submission, resume_submission
 from lbcloud.settings import Settings, load_settings
 
-console = Console()
+console = Console(width=None if Console().is_terminal else 150)
 
 
 def _settings(ctx: typer.Context) -> Settings:

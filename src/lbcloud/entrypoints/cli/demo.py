@@ -21,7 +21,7 @@ from lbcloud.entrypoints.wiring import build_system
 from lbcloud.services.control import cancel_submission
 from lbcloud.settings import load_settings
 
-console = Console()
+console = Console(width=None if Console().is_terminal else 150)
 
 REPO_EXAMPLES = Path(__file__).resolve().parents[4] / "examples" / "agents"
 TEAM_NAMES = {

@@ -104,9 +104,9 @@ def leaderboard_table(track: str, rows: Sequence[tuple[Submission, MergedResult]
     from lbcloud.domain.results.reader import parse_results
 
     table = Table(title=f"Leaderboard — {track}")
-    for column in ("#", "team", "submission", "DS", "RC", "IP", "collisions", "red lights", "route dev.", "blocked",
-                   "timeouts", "min speed", "entry status"):  # fmt: skip
-        table.add_column(column, justify="right" if column not in ("team", "entry status") else "left")
+    for column in ("#", "team", "id", "driving score", "route compl.", "penalty", "collisions/km", "red lights/km",
+                   "deviations/km", "blocked/km", "timeouts/km", "min speed/km", "status"):  # fmt: skip
+        table.add_column(column, justify="left" if column in ("team", "status") else "right")
     for rank, (sub, merged) in enumerate(rows, start=1):
         infr: dict[str, str] = {}
         doc = parse_results(merged.document, f"submission {sub.id}")
@@ -141,11 +141,17 @@ def failures_table(submissions: Sequence[Submission], store: StateStore) -> Tabl
         table.add_column(column, overflow="fold")
     rows = 0
     for sub in submissions:
+        faults = [
+            t
+            for t in store.route_tasks(sub.id)
+            if t.blame is not Blame.NONE and t.status in (RouteTaskStatus.DONE, RouteTaskStatus.FAILED_FINAL)
+        ]
         if sub.status is SubmissionStatus.FAILED:
-            table.add_row(str(sub.id), sub.team, "submission", "", sub.reason or "")
+            blame = faults[0].blame.value if faults else ""
+            table.add_row(str(sub.id), sub.team, "whole submission", blame, sub.reason or "")
             rows += 1
-        for task in store.route_tasks(sub.id):
-            if task.blame is not Blame.NONE and task.status in (RouteTaskStatus.DONE, RouteTaskStatus.FAILED_FINAL):
-                table.add_row(str(sub.id), sub.team, f"route {task.route_id}", task.blame.value, task.reason or "")
-                rows += 1
+            continue
+        for task in faults:
+            table.add_row(str(sub.id), sub.team, f"route {task.route_id}", task.blame.value, task.reason or "")
+            rows += 1
     return table if rows else None
