@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from lbcloud.domain.results.model import ResultFormat, ResultsFile, RouteRecord
 from lbcloud.domain.results.scoring import build_route_record
 from lbcloud.domain.results.writer import dumps_results
@@ -66,3 +69,18 @@ def test_unreadable_checkpoints_read_as_none(tmp_path: Path) -> None:
     assert read_checkpoint(tmp_path / "empty.json") is None
     (tmp_path / "junk.json").write_text("{not json")
     assert read_checkpoint(tmp_path / "junk.json") is None
+
+
+@given(
+    st.integers(0, 5),
+    st.integers(0, 6),
+    st.sampled_from(["Started", "Crashed", "Rejected", "Finished"]),
+)
+def test_resume_never_starts_outside_the_run_or_beyond_the_records(count: int, done: int, status: str) -> None:
+    ids = [f"RouteScenario_{i}_rep0" for i in range(5)]
+    records = [record(i, ids[i]) for i in range(count)]
+    point = resume_point(document(records, done, total=5, status=status), ids)
+    assert 0 <= point.start <= 5
+    assert point.start <= max(len(point.records), 0) or point.start == 0
+    if status == "Crashed" and 0 < done <= count:
+        assert point.start == done - 1

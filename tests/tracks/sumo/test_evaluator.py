@@ -91,6 +91,20 @@ def test_per_route_runs_merge_to_the_global_record_of_one_run(
     assert merged_doc == without_wall_clock(competent_dev.document)
 
 
+def test_repetitions_run_back_to_back_with_their_own_traffic(simulator: Server, tmp_path: Path) -> None:
+    run = run_evaluator(
+        tmp_path / "reps.json", simulator.port, agent_path("reckless"), "sumo-dev", "--routes-subset", "0",
+        "--repetitions", "2",
+    )  # fmt: skip
+    assert run.code == 0, run.output
+    assert [(r["index"], r["route_id"]) for r in run.records] == [
+        (0, "RouteScenario_0_rep0"),
+        (1, "RouteScenario_0_rep1"),
+    ]
+    assert run.document["_checkpoint"]["progress"] == [2, 2]
+    assert run.records[0]["meta"]["route_length"] == run.records[1]["meta"]["route_length"]
+
+
 def test_reckless_agent_runs_reds_and_collides_and_scores_lower(
     competent_dev: Run, simulator: Server, tmp_path: Path
 ) -> None:

@@ -56,8 +56,11 @@ class AgentRunner:
         previous_delay, previous_interval = signal.setitimer(signal.ITIMER_REAL, timeout_s, REPEAT_S)
         began = time.monotonic()
         try:
-            return fn(*args)
-        except _Interrupted:
+            try:
+                return fn(*args)
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+        except _Interrupted:  # also when the alarm lands just as the agent returns: a timeout either way
             self.hung = True
             raise AgentTimeout(f"the agent did not return within {timeout_s:g}s") from None
         finally:
