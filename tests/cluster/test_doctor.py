@@ -54,7 +54,7 @@ def test_a_healthy_idle_cluster_passes_with_gpu_pools_at_zero(example_spec: Clus
     findings = run_doctor(example_spec, fake)
     assert set(_statuses(findings).values()) == {Status.OK}
     assert [f.check for f in findings] == [
-        "context", "api server", "nodes", "gpus", "device plugin", "autoscaler", "dispatcher", "web",
+        "context", "api server", "nodes", "gpus", "device plugin", "autoscaler", "dispatcher", "web", "web health",
     ]  # fmt: skip
     gpus = next(f for f in findings if f.check == "gpus")
     assert "scaled to zero" in gpus.detail
@@ -102,12 +102,20 @@ def test_unhealthy_parts_are_named(example_spec: ClusterSpec) -> None:
     fake.on("get", "deployment", "lbcloud-dispatcher", stdout=_deployment(1, 0))
     fake.on("get", "deployment", "lbcloud-web", stdout=_deployment(2, 1))
     fake.on("get", "deployment", "cluster-autoscaler", returncode=1, stderr="NotFound")
+    fake.on(
+        "get",
+        "--raw",
+        "/api/v1/namespaces/lbcloud/services/http:lbcloud-web:http/proxy/healthz",
+        returncode=1,
+        stderr="Error from server (ServiceUnavailable): the server is currently unable to handle the request",
+    )
     statuses = _statuses(run_doctor(example_spec, fake))
     assert statuses["nodes"] is Status.FAIL  # no Ready system node
     assert statuses["device plugin"] is Status.FAIL
     assert statuses["autoscaler"] is Status.FAIL
     assert statuses["dispatcher"] is Status.FAIL
     assert statuses["web"] is Status.WARN
+    assert statuses["web health"] is Status.FAIL
 
 
 def test_gpu_smoke_pod_runs_nvidia_smi_and_is_cleaned_up(example_spec: ClusterSpec) -> None:

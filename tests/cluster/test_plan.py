@@ -72,7 +72,7 @@ def test_eks_image_or_prebuilt_image_skips_packer(tmp_path: Path) -> None:
 def test_every_step_but_read_only_ones_has_a_check(example_spec: ClusterSpec, tmp_path: Path) -> None:
     unchecked = {s.key for s in up_steps(example_spec, tmp_path, ENV) if s.check is None}
     assert unchecked == {"aws-identity", "image-id", "rollout-dispatcher", "rollout-web"}
-    assert all(s.check is not None for s in down_steps(example_spec, tmp_path))
+    assert all(s.check is not None for s in down_steps(example_spec))
 
 
 def test_plan_printer_gives_one_line_per_step_then_the_command(example_spec: ClusterSpec, tmp_path: Path) -> None:
@@ -198,12 +198,12 @@ def test_down_deletes_lbcloud_then_the_cluster_then_the_context(example_spec: Cl
     fake.on("eksctl", "get", "cluster", returncode=0, times=1)
     fake.on("kubectl", "config", "get-contexts", returncode=1)
     fake.on("kubectl", "config", "get-contexts", returncode=0, times=1)
-    outcomes = execute(down_steps(example_spec, tmp_path), fake, lambda _: None)
+    outcomes = execute(down_steps(example_spec), fake, lambda _: None)
     assert [o.status for o in outcomes] == ["ran", "ran", "ran"]
     runs = [c.line for c in fake.calls if any(a.startswith("delete") for a in c.argv)]
     assert runs == [
         "kubectl --context lbcloud-leaderboard delete namespace lbcloud --ignore-not-found --wait=true",
-        f"eksctl delete cluster -f {tmp_path}/eksctl/cluster.yaml --wait",
+        "eksctl delete cluster --name leaderboard --region us-east-1 --wait",
         "kubectl config delete-context lbcloud-leaderboard",
     ]
 
@@ -214,4 +214,4 @@ def test_down_does_not_treat_an_auth_error_as_already_deleted(example_spec: Clus
     fake.on("eksctl", "get", "cluster", returncode=1, stderr="Error: ExpiredToken: the security token has expired")
     fake.on("eksctl", "delete", "cluster", returncode=1, stderr="Error: ExpiredToken")
     with pytest.raises(StepFailed, match="ExpiredToken"):
-        execute(down_steps(example_spec, tmp_path), fake, lambda _: None)
+        execute(down_steps(example_spec), fake, lambda _: None)

@@ -125,6 +125,15 @@ def _deployment(spec: ClusterSpec, runner: CommandRunner, check: str, namespace:
     return Finding(check, Status.OK, f"{namespace}/{name}: {available} replica(s) available and healthy")
 
 
+def _web_health(spec: ClusterSpec, runner: CommandRunner) -> Finding:
+    # through the API server's service proxy: the same path a load balancer would take to the pods
+    path = f"/api/v1/namespaces/{spec.namespace}/services/http:lbcloud-web:http/proxy/healthz"
+    result = runner.run(kubectl(spec, "get", "--raw", path))
+    if not result.ok:
+        return Finding("web health", Status.FAIL, f"/healthz did not answer: {result.last_error_line()}")
+    return Finding("web health", Status.OK, "/healthz answers")
+
+
 def smoke_pod_manifest(spec: ClusterSpec, pool: GpuPool) -> dict[str, Any]:
     """A pod that needs one GPU of ``pool`` and prints the GPUs it sees."""
     return {
@@ -207,6 +216,7 @@ def run_doctor(
     add(_deployment(spec, runner, "autoscaler", "kube-system", AUTOSCALER_NAME))
     add(_deployment(spec, runner, "dispatcher", spec.namespace, "lbcloud-dispatcher"))
     add(_deployment(spec, runner, "web", spec.namespace, "lbcloud-web"))
+    add(_web_health(spec, runner))
     if gpu_smoke_pool is not None:
         pool = spec.pool(gpu_smoke_pool)
         if pool is None:

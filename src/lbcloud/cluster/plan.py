@@ -262,7 +262,7 @@ def up_steps(spec: ClusterSpec, out_dir: Path, environ: Mapping[str, str] | None
     return steps
 
 
-def down_steps(spec: ClusterSpec, out_dir: Path) -> list[Step]:
+def down_steps(spec: ClusterSpec) -> list[Step]:
     """Every step of ``cluster down`` in order (the GPU image is kept; see the operator guide)."""
     return [
         Step(
@@ -274,7 +274,8 @@ def down_steps(spec: ClusterSpec, out_dir: Path) -> list[Step]:
         Step(
             "cluster",
             f"delete the EKS cluster {spec.name}, its node groups, roles and network (about 15 min)",
-            ("eksctl", "delete", "cluster", "-f", str(out_dir / EKSCTL_FILE), "--wait"),
+            # by name, not -f: deleting must not depend on rendered files (or on the GPU image id in them)
+            ("eksctl", "delete", "cluster", "--name", spec.name, "--region", spec.region, "--wait"),
             Check(
                 ("eksctl", "get", "cluster", "--name", spec.name, "--region", spec.region), _absent, "no such cluster"
             ),

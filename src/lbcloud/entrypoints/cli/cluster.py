@@ -138,15 +138,8 @@ def up(spec: SpecOption = DEFAULT_SPEC, out: OutOption = None, dry_run: DryRunOp
     steps = up_steps(cluster, out_dir)
     if not dry_run:
         secret_values(cluster, os.environ)  # fail before anything runs when a secret is missing
-        eksctl_file = out_dir / "eksctl" / "cluster.yaml"
-        previous = eksctl_file.read_text(encoding="utf-8") if eksctl_file.is_file() else None
+        # the image-id step writes the GPU image's id into eksctl/cluster.yaml before eksctl reads it
         write_files(render_all(cluster), out_dir)
-        if (
-            previous is not None
-            and "resolve-by-name:" not in previous
-            and has_image_placeholder(render_cluster_config(cluster))
-        ):
-            eksctl_file.write_text(previous, encoding="utf-8")  # keep the image id an earlier run recorded
         typer.echo(f"rendered files into {out_dir}")
     execute(steps, _runner(dry_run), _echo, dry_run=dry_run)
     if not dry_run:
@@ -156,7 +149,6 @@ def up(spec: SpecOption = DEFAULT_SPEC, out: OutOption = None, dry_run: DryRunOp
 @app.command()
 def down(
     spec: SpecOption = DEFAULT_SPEC,
-    out: OutOption = None,
     dry_run: DryRunOption = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
@@ -165,16 +157,10 @@ def down(
     Example:  lbcloud cluster down --spec cluster.yaml
     """
     cluster = load_spec(spec)
-    out_dir = _out_dir(cluster, out)
-    steps = down_steps(cluster, out_dir)
-    if not dry_run:
-        if not yes and not typer.confirm(
-            f"Delete the cluster {cluster.name} in {cluster.region} and everything on it?"
-        ):
-            raise typer.Abort()
-        eksctl_file = out_dir / "eksctl" / "cluster.yaml"
-        if not eksctl_file.is_file():
-            write_files(render_all(cluster), out_dir)
+    steps = down_steps(cluster)
+    question = f"Delete the cluster {cluster.name} in {cluster.region} and everything on it?"
+    if not dry_run and not yes and not typer.confirm(question):
+        raise typer.Abort()
     execute(steps, _runner(dry_run), _echo, dry_run=dry_run)
     if not dry_run:
         typer.echo(f"cluster {cluster.name} deleted")
