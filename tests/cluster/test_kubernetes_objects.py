@@ -102,7 +102,8 @@ def test_deployments_run_lbcloud_serve_with_config_and_secret_references(example
         assert container["image"] == example_spec.image
         assert container["args"] == ["serve", "--role", role]
         assert container["ports"][0]["containerPort"] == 8080
-        assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
         env = {e["name"]: e for e in container["env"]}
         assert env["LBCLOUD_CONFIG"]["value"] == "/etc/lbcloud/lbcloud.yaml"
         for key, name in SECRET_ENV.items():

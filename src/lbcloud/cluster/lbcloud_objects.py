@@ -202,7 +202,15 @@ def _secret_env() -> list[dict[str, Any]]:
 
 
 def _pod_spec(spec: ClusterSpec, role: str, service_account: str, automount: bool) -> dict[str, Any]:
-    probe = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10, "timeoutSeconds": 3}
+    timing = {"periodSeconds": 10, "timeoutSeconds": 3}
+    # ready when the state store answers (/readyz); restarted only when the process hangs (/healthz)
+    ready = {"httpGet": {"path": "/readyz", "port": "http"}, **timing}
+    alive = {
+        "httpGet": {"path": "/healthz", "port": "http"},
+        **timing,
+        "initialDelaySeconds": 15,
+        "failureThreshold": 6,
+    }
     return {
         "serviceAccountName": service_account,
         "automountServiceAccountToken": automount,
@@ -222,8 +230,8 @@ def _pod_spec(spec: ClusterSpec, role: str, service_account: str, automount: boo
                 "args": ["serve", "--role", role],
                 "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
                 "env": [{"name": "LBCLOUD_CONFIG", "value": f"{CONFIG_DIR}/{CONFIG_FILE}"}, *_secret_env()],
-                "readinessProbe": probe,
-                "livenessProbe": {**probe, "initialDelaySeconds": 15, "failureThreshold": 6},
+                "readinessProbe": ready,
+                "livenessProbe": alive,
                 "resources": {
                     "requests": {"cpu": "250m", "memory": "512Mi"},
                     "limits": {"memory": "1Gi" if role == "dispatcher" else "768Mi"},
