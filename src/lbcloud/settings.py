@@ -270,6 +270,14 @@ class EvalAISettings(BaseModel):
     cancel_poll_interval_s: float = 30.0
     requests_per_minute: int = 50
     allowed_registries: list[str] = Field(default_factory=list)
+    timeout_s: float = Field(default=20.0, description="Per-request timeout of the EvalAI client.")
+    max_attempts: int = Field(default=5, ge=1, description="Tries per EvalAI request (429/5xx/timeouts).")
+    max_backoff_s: float = 30.0
+    auth_backoff_s: float = Field(default=300.0, description="Pause after EvalAI refused the host token.")
+    max_unexpected_deliveries: int = Field(default=3, ge=1)
+    outbox_dir: str | None = Field(
+        default=None, description="Undelivered final results and parked messages (default: <data_dir>/evalai-outbox)"
+    )
 
 
 class SQSSettings(BaseModel):
@@ -280,6 +288,7 @@ class SQSSettings(BaseModel):
     endpoint_url: str | None = None
     wait_time_s: int = 20
     visibility_timeout_s: int = 60
+    retry_visibility_s: int = Field(default=30, description="When a message returns after EvalAI was unreachable.")
 
 
 class WebSettings(BaseModel):
