@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -41,6 +42,9 @@ def make_backend(fake_api: FakeKubeApi, artifacts: MemoryArtifacts) -> Iterator[
             informer.stop(0)
 
 
+_BACKLOG: weakref.WeakKeyDictionary[KubernetesBackend, list[BackendEvent]] = weakref.WeakKeyDictionary()
+
+
 def wait_for(
     backend: KubernetesBackend,
     attempt_id: int,
@@ -49,13 +53,22 @@ def wait_for(
     timeout_s: float = 20.0,
     collected: list[BackendEvent] | None = None,
 ) -> BackendEvent:
-    """Poll until ``attempt_id`` reports ``kind`` (fails the test after ``timeout_s``)."""
+    """Poll until ``attempt_id`` reports ``kind`` (fails the test after ``timeout_s``).
+
+    Events polled but not asked for yet are kept for the next call, so none is lost."""
     deadline = time.monotonic() + timeout_s
     seen = collected if collected is not None else []
-    while time.monotonic() < deadline:
-        for event in backend.poll():
-            seen.append(event)
+    backlog = _BACKLOG.setdefault(backend, [])
+    while True:
+        for index, event in enumerate(backlog):
             if event.attempt_id == attempt_id and event.kind is kind:
+                del backlog[index]
                 return event
-        backend.view.wakeup.wait(0.05)
+        if time.monotonic() >= deadline:
+            break
+        fresh = backend.poll()
+        seen.extend(fresh)
+        backlog.extend(fresh)
+        if not fresh:
+            backend.view.wakeup.wait(0.05)
     raise AssertionError(f"attempt {attempt_id} never reported {kind.value}; saw {seen}")

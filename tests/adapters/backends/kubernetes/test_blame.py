@@ -119,3 +119,12 @@ def test_exit_code_table() -> None:
     assert exit_code_failure(4)[0] is Blame.SIMULATOR
     assert exit_code_failure(2)[0] is Blame.INFRASTRUCTURE
     assert exit_code_failure(139)[0] is Blame.AGENT
+
+
+def test_a_failed_job_seen_before_its_pods_final_state_waits_for_the_pod() -> None:
+    failed_job = job_with({"type": "Failed", "reason": "BackoffLimitExceeded", "message": "limit"})
+    assert assess(failed_job, [pod(pod_states.running())]).phase is Phase.PENDING
+    assert assess(failed_job, [pod(pod_states.agent_exited(5))]).blame is Blame.SIMULATOR
+    deleting = pod(pod_states.running())
+    deleting["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:01Z"
+    assert assess(failed_job, [deleting]).phase is Phase.FAILED

@@ -423,11 +423,14 @@ class KubernetesBackend:
             return list(self._tracked)
 
     def close(self) -> None:
+        """Stop the watch threads and close the API connections (which ends watches in flight)."""
         for informer in self.informers:
-            informer.stop()
+            informer.stop(join_s=0)
         closer = getattr(self.api, "close", None)
         if callable(closer):
             closer()
+        for informer in self.informers:
+            informer.stop(join_s=1.0)
 
 
 def _record_facts(record: str) -> tuple[str, float | None]:

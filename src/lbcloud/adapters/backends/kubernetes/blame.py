@@ -319,6 +319,9 @@ def assess(job: Manifest | None, pods: Sequence[Manifest], *, cancel_requested: 
     if _condition(job, "Complete") is not None:
         return Verdict(Phase.SUCCEEDED, "finished", exit_code=0, node=node)
     if _condition(job, "Failed") is not None:
+        if pod is not None and not _get(pod, "metadata", "deletionTimestamp"):
+            # the Job's update overtook its pod's: the pod's final state has the details
+            return Verdict(Phase.PENDING, "the Job failed; waiting for its pod's final state", node=node)
         return _with_node(_job_failed(job), node)
     if pod is None:
         return Verdict(Phase.PENDING, "the Job has no pod yet")
