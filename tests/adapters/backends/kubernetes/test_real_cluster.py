@@ -222,7 +222,7 @@ def test_a_v1_20_server_refuses_native_sidecars_and_drops_pod_failure_policy(kub
     api = KubeClient.from_config(kube_namespace.name, kubeconfig=str(kube_namespace.cluster.kubeconfig))
     try:
         current = render_job(attempt_spec(81), KubernetesConfig(namespace=kube_namespace.name))
-        with pytest.raises(KubeApiError, match="startupProbe.*must not be set for init containers"):
+        with pytest.raises(KubeApiError, match=r"startupProbe.*must not be set for init containers"):
             api.create(current)  # without native sidecars, a probed init container is invalid
         old = render_job(attempt_spec(82), KubernetesConfig(namespace=kube_namespace.name, compat="1.20"))
         old["spec"]["podFailurePolicy"] = current["spec"]["podFailurePolicy"]
