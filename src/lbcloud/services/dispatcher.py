@@ -130,6 +130,7 @@ class Dispatcher:
         self._ended_notified: set[int] = set()
         self._last_lease_renewal = 0.0
         self._recovered = False
+        self._dirty: set[int] = set()  # submissions whose results changed in this tick
 
     # ------------------------------------------------------------------------------ main loop
     def run(self, stop: threading.Event, tick_s: float = 0.2) -> None:
@@ -211,22 +212,29 @@ class Dispatcher:
         terminal = [SubmissionStatus.FINISHED, SubmissionStatus.FAILED, SubmissionStatus.CANCELLED]
         for submission in self.store.list_submissions(statuses=terminal, limit=1_000_000):
             self._ended_notified.add(submission.id)
-        for submission in self.store.list_submissions(statuses=list(ACTIVE_STATUSES)):
-            self._repair(submission)
+        live_tasks = {a.task_id for a in self.store.live_attempts()}
+        for submission in self.store.list_submissions(statuses=list(ACTIVE_STATUSES), limit=1_000_000):
+            self._repair(submission, live_tasks)
+        self._publish_dirty()
 
-    def _repair(self, submission: Submission) -> None:
+    def _repair(self, submission: Submission, live_tasks: set[int]) -> None:
+        """Finish what a crash interrupted: a task left running without a live attempt, or records
+        not yet merged."""
         track = self.tracks.get(submission.track)
         if track is None:
             return
-        live_tasks = {a.task_id for a in self.store.live_attempts() if a.submission_id == submission.id}
-        for task in self.store.route_tasks(submission.id):
+        tasks = self.store.route_tasks(submission.id)
+        for task in tasks:
             if task.status is RouteTaskStatus.RUNNING and task.id not in live_tasks:
                 last = max(self.store.attempts(task_id=task.id), key=lambda a: a.number, default=None)
                 if last is not None and last.outcome is not None:
                     self._settle_task(submission, track, task, last, last.record_json)
                 else:
                     self.store.set_task_status(task.id, RouteTaskStatus.PENDING, reason="re-queued after a restart")
-        self._refresh(submission.id)
+        with_record = sum(1 for t in tasks if t.status.settled)
+        merged = self.store.merged_result(submission.id)
+        if with_record and (merged is None or merged.records != with_record):
+            self._dirty.add(submission.id)
 
     # ------------------------------------------------------------------------------ planning
     def _plan_submissions(self) -> int:
@@ -293,7 +301,13 @@ class Dispatcher:
                 raise
             except LbcloudError as err:
                 log.error("event for attempt %d could not be applied: %s", event.attempt_id, err)
+        self._publish_dirty()
         return ended
+
+    def _publish_dirty(self) -> None:
+        """Merge and publish each submission whose records changed, once per tick."""
+        while self._dirty:
+            self._refresh(self._dirty.pop())
 
     def _handle_event(self, event: BackendEvent) -> bool:
         attempt = self.store.get_attempt(event.attempt_id)
@@ -374,7 +388,7 @@ class Dispatcher:
         if outcome is AttemptOutcome.CANCELLED or submission.status.terminal:
             if task.status is RouteTaskStatus.RUNNING:
                 self.store.set_task_status(task.id, RouteTaskStatus.CANCELLED, reason=attempt.reason)
-            self._refresh(submission.id)
+            self._dirty.add(submission.id)
             return
         if outcome is AttemptOutcome.RECORD and record:
             key = route_record_key(submission.id, task.route_id, task.repetition)
@@ -391,7 +405,7 @@ class Dispatcher:
             if "sensors were invalid" in self._record_status(record):
                 self._fail_fast(submission, task, attempt)
                 return
-            self._refresh(submission.id)
+            self._dirty.add(submission.id)
             return
         failure = Failure(attempt.blame, attempt.reason or "attempt failed", preempted=preempted)
         retries = task.counted_retries
@@ -414,7 +428,7 @@ class Dispatcher:
         if task.smoke and attempt.blame is Blame.AGENT:
             self._fail_fast(submission, task, attempt)
             return
-        self._refresh(submission.id)
+        self._dirty.add(submission.id)
 
     def _fail_fast(self, submission: Submission, task: RouteTask, attempt: Attempt) -> None:
         what = "smoke route" if task.smoke else "route"
@@ -430,7 +444,7 @@ class Dispatcher:
         current = self.store.get_submission(submission.id)
         if not current.status.terminal:
             self.store.transition(submission.id, SubmissionStatus.FAILED, reason)
-        self._refresh(submission.id)
+        self._dirty.add(submission.id)
 
     def _mark_running(self, attempt: Attempt) -> None:
         submission = self.store.get_submission(attempt.submission_id)
