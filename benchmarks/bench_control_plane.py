@@ -170,7 +170,8 @@ def main() -> None:
         print(f"  ran {wall:.1f} s: {launched} attempts launched and collected, {done} submissions finished")
         d = sorted(metrics.decisions)
         print(
-            f"  scheduling decision (store read + policy), {len(d)} decisions: median {statistics.median(d) * 1000:.1f} ms,"
+            f"  scheduling decision (store read + policy), {len(d)} decisions: "
+            f"median {statistics.median(d) * 1000:.1f} ms,"
             f" p95 {d[int(len(d) * 0.95) - 1] * 1000:.1f} ms, max {d[-1] * 1000:.1f} ms"
         )
         print(f"  tick: median {statistics.median(ticks) * 1000:.1f} ms over {len(ticks)} ticks")
