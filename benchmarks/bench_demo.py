@@ -1,0 +1,67 @@
+"""The demo end to end: wall time of `lbcloud demo`, and the local backend's per-attempt overhead.
+
+Per-attempt overhead is "slot free → next simulator ready": for each attempt that reused a slot, the
+time from the previous attempt's end (all its processes gone) to the new attempt's simulator listening
+on its port. It includes the dispatcher noticing the free slot, claiming the task, starting the
+supervisor and the simulator.
+
+Run:  python benchmarks/bench_demo.py [--slots 2] [--track sumo-test]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--slots", type=int, default=2)
+    parser.add_argument("--track", default="sumo-test")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "demo"
+        started = time.monotonic()
+        result = subprocess.run(
+            [sys.executable, "-m", "lbcloud", "demo", "--data-dir", str(data), "--slots", str(args.slots), "--track", args.track],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        wall = time.monotonic() - started
+        if result.returncode != 0:
+            print(result.stdout[-3000:], result.stderr[-3000:])
+            raise SystemExit(f"demo failed with exit code {result.returncode}")
+        attempts = []
+        for folder in (data / "attempts").glob("attempt-*"):
+            res = json.loads((folder / "result.json").read_text())
+            attempts.append((res["started_at"], res["simulator_ready_at"], res["ended_at"]))
+    attempts.sort()
+    ends = sorted(a[2] for a in attempts)
+    overheads = []
+    used = 0
+    for i, (start, ready, _) in enumerate(attempts):
+        if i < args.slots or ready is None:
+            continue  # the first attempts took free slots
+        # the slot this attempt reused: the earliest end not yet reused, which came before it started
+        if used < len(ends) and ends[used] <= start:
+            overheads.append(ready - ends[used])
+            used += 1
+    startup = [r - s for s, r, _ in attempts if r is not None]
+    print(f"demo on {args.track} with {args.slots} slot(s): {wall:.1f} s wall, {len(attempts)} attempts")
+    print(f"  supervisor start → simulator ready: median {statistics.median(startup):.2f} s, max {max(startup):.2f} s")
+    if overheads:
+        print(
+            f"  slot free → next simulator ready: median {statistics.median(overheads):.2f} s, "
+            f"p90 {sorted(overheads)[int(len(overheads) * 0.9) - 1]:.2f} s over {len(overheads)} slot reuses"
+        )
+
+
+if __name__ == "__main__":
+    main()
