@@ -29,7 +29,8 @@ def main() -> None:
         data = Path(tmp) / "demo"
         started = time.monotonic()
         result = subprocess.run(
-            [sys.executable, "-m", "lbcloud", "demo", "--data-dir", str(data), "--slots", str(args.slots), "--track", args.track],
+            [sys.executable, "-m", "lbcloud", "demo", "--data-dir", str(data), "--slots", str(args.slots)]
+            + ["--track", args.track],
             capture_output=True,
             text=True,
             check=False,
