@@ -28,9 +28,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "demo"
         started = time.monotonic()
+        command = [sys.executable, "-m", "lbcloud", "demo", "--data-dir", str(data)]
+        command += ["--slots", str(args.slots), "--track", args.track]
         result = subprocess.run(
-            [sys.executable, "-m", "lbcloud", "demo", "--data-dir", str(data), "--slots", str(args.slots)]
-            + ["--track", args.track],
+            command,
             capture_output=True,
             text=True,
             check=False,
