@@ -126,6 +126,7 @@ class LoggedRequest:
     status: int
     user: str | None
     submission: int | None
+    at: float = 0.0
 
 
 class Fault:
@@ -366,7 +367,14 @@ class EvalAIStandIn:
         with self._lock:
             self.requests.append(
                 LoggedRequest(
-                    method, path, request.url.query, endpoint, status, user.username if user else None, submission
+                    method,
+                    path,
+                    request.url.query,
+                    endpoint,
+                    status,
+                    user.username if user else None,
+                    submission,
+                    self.clock(),
                 )
             )
         if hang:
