@@ -84,3 +84,12 @@ def test_a_client_that_goes_away_does_not_stop_the_server(sumo_cache: Path, tmp_
         session.close()
     finally:
         server.stop()
+
+
+def test_sumo_does_not_outlive_a_killed_server(sumo_cache: Path, tmp_path: Path) -> None:
+    server = start_server(tmp_path, sumo_cache)
+    sumo = psutil.Process(server.sumo_pid())
+    server.process.kill()
+    server.process.wait(timeout=10)
+    sumo.wait(timeout=10)
+    assert listening_addresses(server.port) == []

@@ -28,6 +28,7 @@ from lbcloud.tracks.sumo.network import Town, network_file
 log = logging.getLogger(__name__)
 
 MAX_QUICK_FAILURES = 5
+PR_SET_PDEATHSIG = 1
 IDLE_TOWN = Town(2, 2, 50)
 """The tiny network a fresh server idles on until an evaluator loads a route's network."""
 
@@ -61,6 +62,17 @@ def _check_port_free(port: int) -> None:
             probe.bind(("127.0.0.1", port))
         except OSError as err:
             raise Unavailable(f"port {port} on 127.0.0.1 is already in use ({err.strerror})") from err
+
+
+def _die_with_parent() -> None:
+    """In the SUMO child (Linux): be killed when the server process dies, even by SIGKILL."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the server still kills its child on SIGTERM
+        pass
 
 
 def _write_pid(pid_file: Path | None, pid: int) -> None:
@@ -102,7 +114,8 @@ def serve(
         quick_failures = 0
         while not stopping:
             started = time.monotonic()
-            child = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
+            # The server runs no threads, so preexec_fn is safe here.
+            child = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)  # noqa: PLW1509
             _write_pid(pid_file, child.pid)
             if on_start is not None:
                 on_start(child.pid)
