@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.services.kubernetes import KubeNamespace, KubeTestCluster
+from tests.services.kubernetes import KubeNamespace, KubeTestCluster, finish_pod
 
 pytestmark = pytest.mark.k8s_real
 
@@ -44,6 +44,14 @@ def test_a_fresh_namespace_takes_pods_at_once_and_jobs_make_pods(kube_namespace:
             break
         time.sleep(0.1)
     assert pods and pods[0].status.phase == "Pending"  # no kubelet: the test plays it when it needs to
+    finish_pod(api, kube_namespace.name, pods[0].metadata.name, {"main": 0})
+    while time.monotonic() < deadline:
+        conditions = batch.read_namespaced_job_status("job", kube_namespace.name).status.conditions or []
+        if any(c.type == "Complete" and c.status == "True" for c in conditions):
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("the Job did not become Complete after its Pod succeeded")
 
 
 def test_each_test_gets_its_own_namespace(kube_namespace: KubeNamespace) -> None:

@@ -19,6 +19,9 @@ Fixtures (mark tests that use them ``@pytest.mark.k8s_real``):
     A fresh namespace whose ``default`` ServiceAccount is ready (so Pods can be created at once),
     deleted after the test. Gives a :class:`KubeNamespace`: ``name`` and ``cluster``.
 
+There is no kubelet: :func:`finish_pod` plays one and ends a Pod with given exit codes (the Job
+controller then marks its Job Complete or Failed).
+
 Example::
 
     @pytest.mark.k8s_real
@@ -78,6 +81,31 @@ class KubeNamespace:
 
     name: str
     cluster: KubeTestCluster
+
+
+def finish_pod(api_client, namespace: str, pod: str, exit_codes: dict[str, int]) -> None:  # type: ignore[no-untyped-def]
+    """Play the kubelet: mark ``pod`` terminated, each container with its exit code.
+
+    The phase is Succeeded when every code is 0, else Failed. ``api_client`` is a
+    ``kubernetes.client.ApiClient`` (e.g. ``cluster.api_client()``).
+    """
+    from kubernetes import client
+
+    statuses = [
+        {
+            "name": name,
+            "image": "none",
+            "imageID": "",
+            "ready": False,
+            "restartCount": 0,
+            "state": {"terminated": {"exitCode": code, "reason": "Completed" if code == 0 else "Error"}},
+        }
+        for name, code in exit_codes.items()
+    ]
+    phase = "Succeeded" if all(code == 0 for code in exit_codes.values()) else "Failed"
+    client.CoreV1Api(api_client).patch_namespaced_pod_status(
+        pod, namespace, {"status": {"phase": phase, "containerStatuses": statuses}}
+    )
 
 
 def _tool(*args: str, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
