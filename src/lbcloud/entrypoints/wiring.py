@@ -86,7 +86,8 @@ def build_system(settings: Settings, *, metrics: MetricsRecorder | None = None) 
     tracks = settings.track_map()
     if callable(sync):
         sync(list(tracks.values()))
-    artifacts = open_artifact_store(settings)
+    spool = settings.artifacts.spool_dir or str(settings.data_path / "outbox")
+    artifacts = open_artifact_store(settings.effective_artifacts_url, settings.artifacts, spool_dir=spool)
     checker = AgentChecker(settings.evalai.allowed_registries or settings.kubernetes.allowed_registries)
     intake = Intake(store, tracks, checker)
     return System(
