@@ -144,3 +144,45 @@ def test_record_document_is_deterministic_and_keeps_one_record() -> None:
     assert first == record_document(text, "RouteScenario_5_rep2")
     parsed = parse_results(first, "doc")
     assert [r.route_id for r in parsed.records] == ["RouteScenario_5_rep2"]
+
+
+def test_the_reporter_command_reports_over_real_http(
+    store: SqlStateStore, artifacts: MemoryArtifacts, tmp_path: Path
+) -> None:
+    import socket
+
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from lbcloud.entrypoints import reporter as reporter_module
+
+    app = FastAPI()
+    app.include_router(create_router(ReportingService(store, artifacts)))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            thread.join(0.05)
+            assert thread.is_alive(), "the test server did not start"
+        attempt = claimed_attempt(store)
+        logs, run, results = _pod_dirs(tmp_path)
+        (logs / "agent.log").write_text("driving\n")
+        (results / "checkpoint.json").write_text(checkpoint_document("RouteScenario_2_rep0"))
+        (run / "agent.exit").write_text("0\n")
+        result = CliRunner().invoke(
+            reporter_module.app,
+            ["--dispatcher-url", f"http://127.0.0.1:{port}", "--attempt-id", str(attempt.id), "--route-id",
+             "RouteScenario_2_rep0", "--checkpoint", str(results / "checkpoint.json"), "--logs-dir", str(logs),
+             "--run-dir", str(run), "--interval", "0.05", "--exit-when-done"],
+            env={"LBCLOUD_REPORTER_TOKEN": attempt.token},
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        assert artifacts.exists(attempt_record_key(attempt.submission_id, attempt.id))
+        assert artifacts.get(attempt_log_key(attempt.submission_id, attempt.id, "agent")) == b"driving\n"
+    finally:
+        server.should_exit = True
+        thread.join(5)

@@ -263,19 +263,22 @@ def reporter_command(
     if not token:
         raise InputError(f"no attempt token: set ${TOKEN_ENV}")
     stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    with httpx.Client(base_url=dispatcher_url, timeout=30.0) as http:
-        reporter = Reporter(
-            ReporterClient(http, attempt_id, token),
-            route_id=route_id,
-            checkpoint=checkpoint,
-            logs_dir=logs_dir,
-            run_dir=run_dir,
-            interval_s=interval,
-            probe_port=probe_port,
-        )
-        code = reporter.run(stop, exit_when_done=exit_when_done)
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        with httpx.Client(base_url=dispatcher_url, timeout=30.0) as http:
+            reporter = Reporter(
+                ReporterClient(http, attempt_id, token),
+                route_id=route_id,
+                checkpoint=checkpoint,
+                logs_dir=logs_dir,
+                run_dir=run_dir,
+                interval_s=interval,
+                probe_port=probe_port,
+            )
+            code = reporter.run(stop, exit_when_done=exit_when_done)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     raise typer.Exit(code)
 
 
