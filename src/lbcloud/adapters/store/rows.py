@@ -90,6 +90,7 @@ def attempt(row: AttemptRow) -> Attempt:
         ended_at=row.ended_at,
         node=row.node,
         sim_ratio=row.sim_ratio,
+        record_json=row.record_json,
     )
 
 
