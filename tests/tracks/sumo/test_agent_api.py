@@ -69,3 +69,23 @@ def test_base_agent_stands_still_and_keeps_its_global_plan() -> None:
     assert agent.global_plan == [(1.0, 2.0, 0.0)]
     assert agent.run_step({}, 0.0) == VehicleControl(brake=1.0)
     assert agent.sensors() == []
+
+
+@pytest.mark.parametrize(
+    "control",
+    [None, "go", VehicleControl(throttle=float("nan")), VehicleControl(brake=float("inf"))],
+)
+def test_unusable_controls_are_agent_faults(control: object) -> None:
+    from lbcloud.tracks.sumo.evaluator import _as_control
+
+    with pytest.raises(TypeError):
+        _as_control(control)
+
+
+def test_a_control_like_object_is_accepted() -> None:
+    from types import SimpleNamespace
+
+    from lbcloud.tracks.sumo.evaluator import _as_control
+
+    control = _as_control(SimpleNamespace(throttle=1, steer=0, brake=0))
+    assert control == VehicleControl(throttle=1.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 
 import pytest
@@ -48,3 +49,10 @@ def test_a_hung_call_times_out_and_marks_the_runner(use_signals: bool, target: o
     assert runner.hung
     with pytest.raises(AgentTimeout):
         runner.call(1.0, lambda: 1)
+
+
+def test_an_agent_calling_sys_exit_fails_the_call_not_the_evaluator() -> None:
+    runner = AgentRunner(use_signals=True)
+    with pytest.raises(RuntimeError, match=r"sys\.exit\(3\)"):
+        runner.call(1.0, lambda: sys.exit(3))
+    assert not runner.hung

@@ -9,6 +9,7 @@ up, steps simulator and agent in lock-step, scores the route with the results en
 from __future__ import annotations
 
 import logging
+import math
 import tempfile
 import time
 import xml.etree.ElementTree as ET
@@ -217,9 +218,7 @@ class Evaluator:
                 readings = self.session.readings(sensors, obs, raw)
                 data = {key: (frame, value) for key, value in readings.items()}
                 try:
-                    control = runner.call(opts.step_timeout_s, agent.run_step, data, obs.time)
-                    if not all(hasattr(control, name) for name in ("throttle", "brake", "steer")):
-                        raise TypeError(f"run_step returned {type(control).__name__}, not a VehicleControl")
+                    control = _as_control(runner.call(opts.step_timeout_s, agent.run_step, data, obs.time))
                 except AgentTimeout as err:
                     log.error("%s: the agent hung in run_step: %s", instance.route_id, err)
                     failure = FailureReason.AGENT_CRASHED
@@ -228,7 +227,7 @@ class Evaluator:
                     log.error("%s: the agent crashed: %s: %s", instance.route_id, type(err).__name__, err)
                     failure = FailureReason.AGENT_CRASHED
                     break
-                self.session.apply(_as_control(control), obs.speed, obs.road_id)
+                self.session.apply(control, obs.speed, obs.road_id)
                 self.session.step()
                 frame += 1
                 obs, raw = self.session.observe()
@@ -258,12 +257,18 @@ class Evaluator:
 
 
 def _as_control(control: Any) -> VehicleControl:
-    if isinstance(control, VehicleControl):
-        return control
+    """The agent's answer as a VehicleControl; TypeError (an agent fault) for anything unusable."""
+    if not all(hasattr(control, name) for name in ("throttle", "brake", "steer")):
+        raise TypeError(f"run_step returned {type(control).__name__}, not a VehicleControl")
+    try:
+        values = [float(control.throttle), float(control.steer), float(control.brake)]
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"run_step returned a control with a non-numeric field: {err}") from None
+    if not all(math.isfinite(v) for v in values):
+        raise TypeError(f"run_step returned a control with a non-finite field: {values}")
     return VehicleControl(
-        throttle=float(control.throttle), steer=float(control.steer), brake=float(control.brake),
-        hand_brake=bool(getattr(control, "hand_brake", False)),
-    )  # fmt: skip
+        throttle=values[0], steer=values[1], brake=values[2], hand_brake=bool(getattr(control, "hand_brake", False))
+    )
 
 
 def _document(

@@ -63,6 +63,8 @@ class AgentRunner:
         except _Interrupted:  # also when the alarm lands just as the agent returns: a timeout either way
             self.hung = True
             raise AgentTimeout(f"the agent did not return within {timeout_s:g}s") from None
+        except SystemExit as err:  # an agent calling sys.exit() fails its route, not the evaluator
+            raise RuntimeError(f"the agent called sys.exit({err.code!r})") from None
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous_handler)
