@@ -294,3 +294,39 @@ def test_two_dispatchers_on_one_store_never_launch_a_task_twice(
     for sid in ids:
         d1.tick()
         assert store.get_submission(sid).status is S.FINISHED
+
+
+def test_restart_repairs_a_task_left_running_after_its_attempt_ended(
+    store: SqlStateStore, artifacts: ArtifactStore, tmp_path: Path
+) -> None:
+    """A crash between recording an attempt's end and settling its task is repaired on restart."""
+    from lbcloud.domain.tasks import AttemptOutcome
+    from lbcloud.services.ports import AttemptEnd
+    from tests.services.dispatch_helpers import record_doc
+
+    track = make_track(tmp_path, smoke=None)
+    backend = ScriptedBackend()
+    first = _dispatcher(store, artifacts, track, backend)
+    sid = _submit(store, track)
+    first.tick()
+    spec = backend.launched[0]
+    # the first dispatcher recorded the end, then died before settling the task
+    store.end_attempt(
+        spec.attempt_id,
+        AttemptEnd(
+            outcome=AttemptOutcome.RECORD,
+            blame=Blame.NONE,
+            reason=None,
+            exit_code=0,
+            record_json=record_doc(spec.route_id),
+            counted=False,
+        ),
+    )
+    task = next(t for t in store.route_tasks(sid) if t.route_id == spec.route_id)
+    assert task.status is RouteTaskStatus.RUNNING
+    second = _dispatcher(store, artifacts, track, ScriptedBackend())
+    second.tick()
+    task = next(t for t in store.route_tasks(sid) if t.route_id == spec.route_id)
+    assert task.status is RouteTaskStatus.DONE and task.record_json
+    merged = store.merged_result(sid)
+    assert merged is not None and merged.records >= 1
