@@ -309,3 +309,31 @@ def test_competent_agent_on_sumo_test_completes_everything_and_scores_at_least_8
     assert len(run.records) == 10
     assert all(r["scores"]["score_route"] == 100 for r in run.records)
     assert float(run.document["values"][0]) >= 80
+
+
+def test_a_frozen_simulator_is_a_crash_after_the_simulator_timeout(sumo_cache: Path, tmp_path: Path) -> None:
+    server = start_server(tmp_path, sumo_cache)
+    checkpoint = tmp_path / "frozen.json"
+    command = [
+        sys.executable, "-m", "lbcloud", "track", "sumo", "evaluate", "--agent", agent_path("slow"),
+        "--routes", "sumo-dev", "--checkpoint", str(checkpoint), "--port", str(server.port),
+        "--simulator-timeout", "2",
+    ]  # fmt: skip
+    evaluator = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    sumo = server.sumo_pid()
+    try:
+        deadline = time.monotonic() + 120
+        while '"RouteScenario_0_rep0"' not in (checkpoint.read_text() if checkpoint.exists() else ""):
+            assert evaluator.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        os.kill(sumo, signal.SIGSTOP)
+        output, _ = evaluator.communicate(timeout=60)
+    finally:
+        if evaluator.poll() is None:
+            evaluator.kill()
+        os.kill(sumo, signal.SIGCONT)
+        server.stop()
+    assert evaluator.returncode == 4, output
+    doc = json.loads(checkpoint.read_text())
+    assert doc["entry_status"] == "Crashed"
+    assert doc["_checkpoint"]["records"][-1]["status"] == "Failed - Simulation crashed"
