@@ -43,7 +43,11 @@ class CompetentAgent(AutonomousAgent):
     def _idm(self, speed: float, desired: float, gap: float, other_speed: float) -> float:
         interaction = 0.0
         if math.isfinite(gap):
-            wanted = MIN_GAP_M + speed * TIME_GAP_S + speed * (speed - other_speed) / (2 * math.sqrt(MAX_ACCEL * COMFORT_DECEL))
+            wanted = (
+                MIN_GAP_M
+                + speed * TIME_GAP_S
+                + speed * (speed - other_speed) / (2 * math.sqrt(MAX_ACCEL * COMFORT_DECEL))
+            )
             interaction = (max(wanted, 0.0) / max(gap, 0.1)) ** 2
         return MAX_ACCEL * (1 - (speed / max(desired, 0.1)) ** 4 - interaction)
 
