@@ -15,7 +15,7 @@ import pytest
 
 from lbcloud.tracks.sumo.session import SumoSession
 
-from .conftest import listening_addresses, start_server, wait_listening
+from .conftest import free_port, listening_addresses, start_server, wait_listening
 
 pytestmark = pytest.mark.sumo
 
@@ -93,3 +93,22 @@ def test_sumo_does_not_outlive_a_killed_server(sumo_cache: Path, tmp_path: Path)
     server.process.wait(timeout=10)
     sumo.wait(timeout=10)
     assert listening_addresses(server.port) == []
+
+
+def test_once_mode_is_sumo_itself_and_ends_after_one_session(sumo_cache: Path, tmp_path: Path) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lbcloud", "track", "sumo", "simulator", "--port", str(port), "--once"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_listening(port)
+        assert psutil.Process(process.pid).name() == "sumo"
+        session = SumoSession.connect(port, connect_timeout_s=10)
+        assert session.simulation_time() == 0.0
+        session.close()
+        assert process.wait(timeout=20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
