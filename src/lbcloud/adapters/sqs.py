@@ -158,7 +158,7 @@ class SQSSource:
         except (Unavailable, EvalAIAuthError):
             raise
         except (EvalAIError, LbcloudError) as err:
-            decision = self.handler._park(body, f"could not be handled: {err}")
+            decision = self.handler.park(body, f"could not be handled: {err}")
         if decision.verdict is Verdict.KEEP:
             self._release(message, self.config.retry_visibility_s)
             return decision

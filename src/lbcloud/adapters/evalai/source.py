@@ -198,10 +198,10 @@ class MessageHandler:
         try:
             message = parse_message(body)
         except MalformedMessage as err:
-            return self._park(body, f"malformed message: {err.reason}")
+            return self.park(body, f"malformed message: {err.reason}")
         pk = message.submission_pk
         if self.config.challenge_id is not None and message.challenge_pk != self.config.challenge_id:
-            return self._park(
+            return self.park(
                 body,
                 f"message for challenge {message.challenge_pk}, not the configured "
                 f"challenge {self.config.challenge_id}",
@@ -210,14 +210,14 @@ class MessageHandler:
         track = self.config.phase_tracks.get(message.phase_pk)
         if track is None:
             known = ", ".join(str(p) for p in sorted(self.config.phase_tracks)) or "none"
-            return self._park(
+            return self.park(
                 body, f"phase {message.phase_pk} is not mapped to a track (evalai.phase_tracks knows {known})", pk
             )
         existing = self.store.find_submission(self.source_kind.value, str(pk))
         try:
             evalai = self.client.submission(pk)
         except EvalAINotFound:
-            return self._park(body, f"EvalAI has no submission {pk}", pk)
+            return self.park(body, f"EvalAI has no submission {pk}", pk)
         self.dates.remember(pk, evalai.submitted_at)
         if existing is not None:
             return self._reconcile(existing, evalai)
@@ -231,7 +231,7 @@ class MessageHandler:
         try:
             image = self._image(evalai)
         except MalformedMessage as err:
-            return self._park(body, f"submission {pk}: {err.reason}", pk)
+            return self.park(body, f"submission {pk}: {err.reason}", pk)
         new = NewSubmission(
             team=team_name_for(evalai),
             track=track,
@@ -282,7 +282,7 @@ class MessageHandler:
         self._unexpected[pk] = seen
         if seen >= self.config.max_unexpected_deliveries:
             self._unexpected.pop(pk, None)
-            return self._park(
+            return self.park(
                 body, f"submission {pk} has status {status!r}, which never starts work ({seen} deliveries)", pk
             )
         return Decision(Verdict.KEEP, f"submission {pk} has unexpected status {status!r}; waiting", pk)
@@ -294,7 +294,8 @@ class MessageHandler:
             self.rejections.report_rejection(message.challenge_pk, message.phase_pk, pk, reason)
         return Decision(Verdict.ACK, f"submission {pk} refused: {reason}", pk)
 
-    def _park(self, body: str, reason: str, pk: int | None = None) -> Decision:
+    def park(self, body: str, reason: str, pk: int | None = None) -> Decision:
+        """Record ``body`` as parked with ``reason`` (and an event on the submission when known)."""
         self.parked.park(self.source_kind.value, reason, body, pk)
         if pk is not None:
             existing = self.store.find_submission(self.source_kind.value, str(pk))
@@ -380,7 +381,7 @@ class EvalAISource:
         except (Unavailable, EvalAIAuthError):
             raise  # not acked: the message comes back after the visibility timeout
         except LbcloudError as err:
-            decision = self.handler._park(delivery.body, f"could not be handled: {err}")
+            decision = self.handler.park(delivery.body, f"could not be handled: {err}")
         if decision.verdict is Verdict.KEEP:
             return PollResult(received=True, decision=decision)
         try:
