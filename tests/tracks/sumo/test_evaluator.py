@@ -225,11 +225,13 @@ def test_no_simulator_exits_5_and_leaves_the_checkpoint_alone(tmp_path: Path, su
         (("--routes-subset", "7"), "Couldn't find the route with id '7' inside the given routes file"),
         (("--routes", "nowhere.xml"), "cannot read"),
         (("--repetitions", "0"), "--repetitions must be at least 1"),
+        (("--checkpoint", "/proc/none/x.json"), "--checkpoint: cannot create"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(
     args: tuple[str, str], message: str, tmp_path: Path, simulator: Server
 ) -> None:
+    # ``args`` come last, so a second --checkpoint or --routes overrides the first.
     command = [
         sys.executable, "-m", "lbcloud", "track", "sumo", "evaluate", "--agent", agent_path("competent"),
         "--routes", "sumo-dev", "--checkpoint", str(tmp_path / "x.json"), "--port", str(simulator.port), *args,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import tempfile
 import time
 import xml.etree.ElementTree as ET
@@ -285,6 +286,13 @@ def evaluate(options: EvaluatorOptions, *, echo: Callable[[str], None] = print) 
     instances = load_instances(options.routes, options.routes_subset, options.repetitions)
     agent_class = load_agent_class(options.agent)
     expected = [instance.route_id for instance in instances]
+    folder = options.checkpoint.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(f"--checkpoint: cannot create {folder}: {err.strerror}") from err
+    if not os.access(folder, os.W_OK) or options.checkpoint.is_dir():
+        raise InputError(f"--checkpoint: {options.checkpoint} is not a writable file path")
     try:
         session = SumoSession.connect(
             options.port, connect_timeout_s=options.connect_timeout_s, step_timeout_s=options.simulator_timeout_s
