@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from lbcloud.adapters.evalai.integration import EvalAIIntegration
-from lbcloud.domain.submissions import AgentKind, AgentRef, SubmissionStatus
+from lbcloud.domain.submissions import AgentKind, AgentRef, NewSubmission, SubmissionStatus
 from lbcloud.entrypoints import dispatch_wiring
 from lbcloud.entrypoints.evalai_wiring import evalai_integrations
 from lbcloud.entrypoints.wiring import System
@@ -45,6 +45,8 @@ class ImagesAsLocalAgents:
         self.name = inner.name
 
     def launch(self, spec: AttemptSpec) -> str:
+        if spec.agent.kind is not AgentKind.IMAGE:
+            return self.inner.launch(spec)
         local = AgentRef(AgentKind.LOCAL, str(AGENTS / IMAGES[spec.agent.ref]))
         return self.inner.launch(replace(spec, agent=local))
 
@@ -158,3 +160,27 @@ def test_submissions_flow_from_the_evalai_queue_to_its_leaderboard(
     assert standin.unknown_requests == []
     per_submission = {pk: sum(1 for r in standin.requests if r.submission == pk) for pk in (good, bad, slow)}
     print(f"EvalAI requests per submission (3 routes): {per_submission}; total {len(standin.requests)}")
+
+
+def test_an_expired_token_backs_off_while_other_work_finishes(
+    live_standin: EvalAIStandIn, evalai_system: System
+) -> None:
+    standin = live_standin
+    standin.expire_token(standin.host_jwt)
+    queued = submit_as_participant(standin, standin.add_participant("alpha"), "registry.local/team-alpha/agent:v1")
+    local, _ = evalai_system.intake.submit(
+        NewSubmission(
+            team="local-team", track="sumo-dev", agent=AgentRef(AgentKind.LOCAL, str(AGENTS / "competent.py"))
+        )
+    )
+    dispatcher = evalai_system.dispatcher()
+    integration = evalai_system.extras["evalai"]
+    assert isinstance(integration, EvalAIIntegration) and integration.source is not None
+
+    wait_for(lambda: evalai_system.store.get_submission(local.id).status.terminal, 180, dispatcher.tick)
+
+    assert evalai_system.store.get_submission(local.id).status is SubmissionStatus.FINISHED
+    assert integration.source.last_error is not None and "expired" in integration.source.last_error
+    assert standin.count("E4") == 1  # one refused poll, then a pause: no crash loop
+    assert standin.queued_messages() == 1 and standin.submissions[queued].status == "submitted"  # nothing lost
+    assert standin.unknown_requests == []

@@ -238,3 +238,29 @@ def test_a_permanent_refusal_is_kept_for_operators_and_not_retried(
         sink.flush()
         assert standin.count("E8") == before
         assert standin.unknown_requests == []
+
+
+def test_a_minute_of_timeouts_and_errors_delays_updates_without_losing_them(
+    standin: EvalAIStandIn,
+    store: SqlStateStore,
+    clock: FakeClock,
+    outbox_dir: Path,
+    evalai_submission: tuple[int, Submission],
+) -> None:
+    pk, sub = evalai_submission
+    config = make_config(standin, timeout_s=0.1, max_attempts=3)
+    sink = EvalAISink(EvalAIClient(config, clock=clock), store, config, clock, outbox=FinalOutbox(outbox_dir))
+    standin.fail(30.0, hang_s=0.3)  # requests hang past the client's timeout...
+    standin.fail(60.0, status=500)  # ...then fail outright, for a minute in all
+    sink.publish(publication(sub, 5, ds=25.0))
+    done = end(store, sub, SubmissionStatus.FINISHED)
+    sink.ended(done, publication(done, 20, final=True, ds=81.0))
+    assert standin.submissions[pk].status == "submitted"  # nothing got through yet
+    assert [r.submission_pk for r in sink.pending_finals()] == [pk]
+    for _ in range(120):
+        if sink.flush():
+            break
+        clock.advance(1.0)
+    remote = standin.submissions[pk]
+    assert remote.status == "finished" and remote.results["leaderboard"]["Driving score"] == 81.0
+    assert sink.pending_finals() == []
