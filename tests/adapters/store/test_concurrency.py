@@ -147,3 +147,42 @@ def test_concurrent_create_submission_with_one_external_id_makes_one_row(databas
     store = open_state_store(database_url, upgrade=False)
     assert len(store.list_submissions()) == 1
     store.close()
+
+
+def test_a_reader_paging_events_by_id_while_writers_add_them_misses_none(database_url: str) -> None:
+    store = open_state_store(database_url)
+    submission, _ = store.create_submission(new_submission())
+    writers_done = threading.Event()
+
+    def write(worker: int) -> None:
+        mine = open_state_store(database_url, upgrade=False)
+        for i in range(40):
+            mine.add_event(submission.id, "progress", f"worker {worker} event {i}")
+        mine.close()
+
+    seen: list[int] = []
+
+    def read() -> None:
+        last = 0
+        while True:
+            finished = writers_done.is_set()
+            page = store.events(submission_id=submission.id, after_id=last)
+            seen.extend(e.id for e in page)
+            last = page[-1].id if page else last
+            if finished and not page:
+                return
+
+    reader = threading.Thread(target=read)
+    writers = [threading.Thread(target=write, args=(w,)) for w in range(4)]
+    reader.start()
+    for thread in writers:
+        thread.start()
+    for thread in writers:
+        thread.join(timeout=120)
+    writers_done.set()
+    reader.join(timeout=120)
+
+    every = [e.id for e in store.events(submission_id=submission.id, limit=10_000)]
+    assert len(every) == 1 + 4 * 40
+    assert seen == every
+    store.close()

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, Insert, and_, func, select, update
+from sqlalchemy import Engine, Insert, and_, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -52,6 +52,7 @@ from lbcloud.domain.tracks import Track
 from lbcloud.services.ports import ArtifactRef, AttemptEnd, Clock, Event, MergedResult, StateStore
 
 TOKEN_BYTES = 32
+EVENTS_LOCK_ID = 7_324_019_552  # PostgreSQL advisory lock serialising event writers
 _ENDED = AttemptStatus.ENDED.value
 
 
@@ -150,10 +151,15 @@ class SqlStateStore:
         route_id: str | None = None,
         attempt_id: int | None = None,
     ) -> EventRow:
+        if session.get_bind().dialect.name == "postgresql":
+            # event ids must become visible in id order, or a reader paging with after_id could skip
+            # one committed late; this lock (held to commit) orders id allocation with commits
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": EVENTS_LOCK_ID})
         row = EventRow(
             submission_id=submission_id, kind=kind, message=message, route_id=route_id, attempt_id=attempt_id, at=at
         )
         session.add(row)
+        session.flush()
         return row
 
     # tracks -------------------------------------------------------------------------------------

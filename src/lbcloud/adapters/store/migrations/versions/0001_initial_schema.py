@@ -70,7 +70,7 @@ def upgrade() -> None:
         sa.Column("key", sa.String(length=1024), nullable=False),
         sa.Column("submission_id", sa.Integer(), nullable=False),
         sa.Column("kind", sa.String(length=64), nullable=False),
-        sa.Column("size", sa.Integer(), nullable=False),
+        sa.Column("size", sa.BigInteger(), nullable=False),
         sa.Column("sha256", sa.String(length=64), nullable=False),
         sa.Column("attempt_id", sa.Integer(), nullable=True),
         sa.Column("at", lbcloud.adapters.store.schema.UtcDateTime(timezone=True), nullable=False),
