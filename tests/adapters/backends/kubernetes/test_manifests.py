@@ -12,6 +12,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
+from lbcloud.adapters.backends.kubernetes.blame import exit_code_failure
 from lbcloud.adapters.backends.kubernetes.manifests import (
     AGENT,
     EVALUATION_SELECTOR,
@@ -271,3 +272,19 @@ def test_agent_wrapper_runs_the_evaluator_logs_and_propagates_its_exit_code(tmp_
     assert done.returncode == 4
     assert (root / "run" / "agent.exit").read_text().strip() == "4"
     assert (root / "logs" / "agent.log").read_text() == "route 5 agent my agent.py\n"
+
+
+def test_agent_wrapper_stops_a_silent_agent_with_exit_124(tmp_path: Path) -> None:
+    evaluator = ("python3", "-c", "import time; print('started', flush=True); time.sleep(60)")
+    track = dataclasses.replace(sumo_track(), images=ContainerImages("c:1", "s:1", ("sim",), evaluator),
+                                silence_timeout_s=1)  # fmt: skip
+    script = agent_script(attempt_spec(track=track), co_container=False, gpu_handoff=False)
+    root = tmp_path / "lbcloud"
+    (root / "run").mkdir(parents=True)
+    local = script.replace("/lbcloud/", f"{root}/")
+    done = subprocess.run(["/bin/sh", "-c", local], capture_output=True, text=True, check=False, timeout=60)
+    assert done.returncode == 124
+    assert (root / "run" / "agent.exit").read_text().strip() == "124"
+    log = (root / "logs" / "agent.log").read_text()
+    assert log.startswith("started\n") and "printed nothing for 1 s" in log
+    assert exit_code_failure(124)[0] is Blame.AGENT

@@ -11,6 +11,7 @@
 | agent exits 2, our containers fail or run out of memory  | failed, blame infrastructure                  |
 | evicted, preempted, node drained (``DisruptionTarget``)  | failed, blame infrastructure, preempted       |
 | pod deadline (the route budget) exceeded                 | failed, blame agent (hung past its budget)    |
+| agent silent for the track's silence timeout (exit 124)  | failed, blame agent (hung)                    |
 | Job deleted after a cancel                               | cancelled                                     |
 | Job deleted by someone else                              | failed, blame infrastructure                  |
 """
@@ -25,6 +26,7 @@ from typing import Any
 
 from lbcloud.adapters.backends.kubernetes.manifests import (
     AGENT,
+    EXIT_AGENT_SILENT,
     OUR_CONTAINERS,
     POD_FAILURE_RULES,
     SIMULATOR,
@@ -136,6 +138,8 @@ def exit_code_failure(code: int) -> tuple[Blame, str]:
         return Blame.SIMULATOR, "the simulator was unreachable"
     if code == EXIT_USAGE:
         return Blame.INFRASTRUCTURE, "the evaluator was started with a wrong command line (exit 2)"
+    if code == EXIT_AGENT_SILENT:
+        return Blame.AGENT, "the agent hung: it printed nothing for the track's silence timeout and was stopped"
     if code in (137, 143):
         return Blame.AGENT, f"the agent container was killed (exit {code})"
     return Blame.AGENT, f"the agent crashed: the evaluator exited with code {code}"

@@ -81,6 +81,9 @@ CHECKPOINT_PATH = f"{RESULTS_DIR}/checkpoint.json"
 AGENT_EXIT_FILE = f"{RUN_DIR}/agent.exit"
 SIMULATOR_READY_FILE = f"{RUN_DIR}/simulator.ready"
 GPU_UUID_FILE = f"{RUN_DIR}/gpu-uuid"
+AGENT_SILENT_FILE = f"{RUN_DIR}/agent.silent"
+EXIT_AGENT_SILENT = 124
+"""The agent wrapper's exit code when it stopped an agent that printed nothing for too long."""
 TOKEN_ENV = "LBCLOUD_REPORTER_TOKEN"
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -308,7 +311,8 @@ def render_command(template: Sequence[str], values: Mapping[str, str]) -> str:
 
 
 def agent_script(spec: AttemptSpec, *, co_container: bool, gpu_handoff: bool) -> str:
-    """The agent container's sh wrapper: publish the GPU, wait for the simulator, run, record the exit."""
+    """The agent container's sh wrapper: publish the GPU, wait for the simulator, run the evaluator
+    with its output in the shared log, stop it when silent too long, record the exit code."""
     images = _images(spec.track)
     command = render_command(images.evaluator_command, _placeholders(spec, images.simulator_port))
     lines = ["set -u", f"mkdir -p {LOGS_DIR} {RESULTS_DIR}"]
@@ -329,9 +333,30 @@ def agent_script(spec: AttemptSpec, *, co_container: bool, gpu_handoff: bool) ->
             "  fi; sleep 1",
             "done",
         ]
+    log = f"{LOGS_DIR}/agent.log"
+    silence = max(1, math.ceil(spec.track.silence_timeout_s))
     lines += [
-        f"( {command} 2>&1; echo $? > {RUN_DIR}/agent.status ) | tee -a {LOGS_DIR}/agent.log",
-        f"code=$(cat {RUN_DIR}/agent.status 2>/dev/null || echo 1)",
+        f"touch {log}",
+        f"{command} >> {log} 2>&1 &",
+        "pid=$!",
+        f"tail -n +1 -f {log} 2>/dev/null &  # mirror to the container's stdout (kubectl logs)",
+        "mirror=$!",
+        "# an agent silent for the track's silence timeout is hung: stop it (the reference's watchdog)",
+        "quiet=0; last=-1",
+        'while kill -0 "$pid" 2>/dev/null; do',
+        f"  size=$(wc -c < {log})",
+        '  if [ "$size" = "$last" ]; then quiet=$((quiet+1)); else quiet=0; last=$size; fi',
+        f"  if [ $quiet -ge {silence} ]; then",
+        f"    echo 'lbcloud: the agent printed nothing for {silence} s; stopping it' >> {log}",
+        f'    touch {AGENT_SILENT_FILE}; kill "$pid" 2>/dev/null; n=0',
+        '    while kill -0 "$pid" 2>/dev/null && [ $n -lt 10 ]; do sleep 1; n=$((n+1)); done',
+        '    kill -9 "$pid" 2>/dev/null; break',
+        "  fi",
+        "  sleep 1",
+        "done",
+        'wait "$pid"; code=$?',
+        f"if [ -f {AGENT_SILENT_FILE} ]; then code={EXIT_AGENT_SILENT}; fi",
+        'kill "$mirror" 2>/dev/null',
         f"echo $code > {AGENT_EXIT_FILE}.tmp && mv {AGENT_EXIT_FILE}.tmp {AGENT_EXIT_FILE}",
         "exit $code",
     ]
