@@ -128,3 +128,11 @@ def test_a_failed_job_seen_before_its_pods_final_state_waits_for_the_pod() -> No
     deleting = pod(pod_states.running())
     deleting["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:01Z"
     assert assess(failed_job, [deleting]).phase is Phase.FAILED
+
+
+def test_a_job_suspended_by_kueue_is_waiting_for_capacity() -> None:
+    queued = {"metadata": {"name": "lb-x-a1", "labels": {"kueue.x-k8s.io/queue-name": "lbcloud-gpu"}},
+              "spec": {"suspend": True}, "status": {}}  # fmt: skip
+    verdict = assess(queued, [])
+    assert verdict.phase is Phase.WAITING_CAPACITY
+    assert "lbcloud-gpu" in verdict.message

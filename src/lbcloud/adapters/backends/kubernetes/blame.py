@@ -3,6 +3,7 @@
 | what the cluster shows                                   | verdict                                       |
 |----------------------------------------------------------|-----------------------------------------------|
 | pod ``PodScheduled=False`` (Unschedulable)               | waiting for capacity (not a failure)          |
+| Job suspended (Kueue has not admitted it yet)            | waiting for capacity                          |
 | participant image cannot be pulled / invalid name        | failed, blame agent, the registry's message   |
 | one of our images cannot be pulled, config errors        | failed, blame infrastructure                  |
 | agent exits 0 (pod or Job succeeded)                     | succeeded (the record comes from the reporter)|
@@ -328,6 +329,10 @@ def assess(job: Manifest | None, pods: Sequence[Manifest], *, cancel_requested: 
             return Verdict(Phase.PENDING, "the Job failed; waiting for its pod's final state", node=node)
         return _with_node(_job_failed(job), node)
     if pod is None:
+        if _get(job, "spec", "suspend") is True:
+            queue = _get(job, "metadata", "labels", "kueue.x-k8s.io/queue-name")
+            where = f" in queue {queue}" if queue else ""
+            return Verdict(Phase.WAITING_CAPACITY, f"waiting for capacity: the Job is suspended until admitted{where}")
         return Verdict(Phase.PENDING, "the Job has no pod yet")
     waiting = _waiting_failure(pod)
     if waiting is not None:
