@@ -198,7 +198,11 @@ def test_an_expired_token_keeps_finals_and_backs_off(
     sink.ended(done, publication(done, 20, final=True, ds=50.0))
     assert "expired" in (sink.pending_finals()[0].last_error or "")
     requests = len(standin.requests)
-    sink.flush()  # first flush tries once, then waits auth_backoff_s
+    sink.flush()  # within auth_backoff_s: no request at all
+    sink.flush()
+    assert len(standin.requests) == requests
+    clock.advance(sink.config.auth_backoff_s)
+    sink.flush()  # one try after the pause, then quiet again
     sink.flush()
     assert len(standin.requests) == requests + 1
     # the operator installs a valid token (here the account's 40-hex key) and restarts
@@ -264,3 +268,19 @@ def test_a_minute_of_timeouts_and_errors_delays_updates_without_losing_them(
     remote = standin.submissions[pk]
     assert remote.status == "finished" and remote.results["leaderboard"]["Driving score"] == 81.0
     assert sink.pending_finals() == []
+
+
+def test_running_is_retried_after_an_outage_and_no_calls_are_made_meanwhile(
+    standin: EvalAIStandIn, sink: EvalAISink, evalai_submission: tuple[int, Submission], clock: FakeClock
+) -> None:
+    pk, sub = evalai_submission
+    standin.fail(20.0, status=502, endpoints={"E7"})
+    sink.started(sub)
+    failed_calls = standin.count("E7", pk)
+    assert standin.submissions[pk].status == "submitted" and failed_calls == sink.config.max_attempts
+    sink.flush()
+    assert standin.count("E7", pk) == failed_calls  # quiet while EvalAI is failing
+    for _ in range(60):
+        clock.advance(1.0)
+        sink.flush()
+    assert standin.submissions[pk].status == "running"

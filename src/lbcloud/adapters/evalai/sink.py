@@ -152,10 +152,12 @@ class EvalAISink:
         self.outbox = outbox or FinalOutbox(config.outbox_dir)
         self._lock = threading.Lock()
         self._running_sent: set[int] = set()
+        self._running_retry: dict[int, Submission] = {}
         self._last_partial_at: dict[int, float] = {}
         self._last_partial_digest: dict[int, str] = {}
         self._pending_partial: dict[int, Publication] = {}
-        self._flush_due = 0.0
+        self._quiet_until = 0.0  # EvalAI is failing: no calls before this (monotonic) time
+        self._outage_s = 0.0
 
     # ----------------------------------------------------------------------------------- identity
     def handles(self, submission: Submission) -> bool:
@@ -174,15 +176,33 @@ class EvalAISink:
 
     # ------------------------------------------------------------------------------------ port API
     def started(self, submission: Submission) -> None:
-        """PATCH ``running`` once (each PATCH resets EvalAI's ``started_at``)."""
+        """PATCH ``running`` once (each PATCH resets EvalAI's ``started_at``); retried by :meth:`flush`
+        until it succeeds or a partial or final result makes it moot."""
         if not self.handles(submission) or submission.id in self._running_sent:
             return
+        try:
+            merged = self.store.merged_result(submission.id)
+        except LbcloudError:
+            merged = None
+        if merged is not None and merged.records > 0:
+            self._running_sent.add(submission.id)  # after a restart: EvalAI already shows progress
+            return
         challenge, _phase, pk = self._ids(submission)
+        if self._quiet():
+            with self._lock:
+                self._running_retry[submission.id] = submission
+            return
         try:
             self.client.set_status(challenge, pk, "running")
         except (Unavailable, EvalAIError) as err:
-            log.warning("could not mark EvalAI submission %s running: %s", pk, err)
+            log.warning("could not mark EvalAI submission %s running (will retry): %s", pk, err)
+            self._failed(err)
+            with self._lock:
+                self._running_retry[submission.id] = submission
             return
+        self._succeeded()
+        with self._lock:
+            self._running_retry.pop(submission.id, None)
         self._running_sent.add(submission.id)
 
     def publish(self, publication: Publication) -> None:
@@ -206,6 +226,7 @@ class EvalAISink:
             return
         with self._lock:
             self._pending_partial.pop(submission.id, None)
+            self._running_retry.pop(submission.id, None)
         challenge, phase, pk = self._ids(submission)
         status = submission.status.value
         reason = submission.reason or ""
@@ -226,7 +247,8 @@ class EvalAISink:
             submission_id=submission.id,
         )
         self.outbox.put(report)
-        self._deliver(report)
+        if not self._quiet():
+            self._deliver(report)
 
     def report_rejection(self, challenge: int, phase: int, submission: int, reason: str) -> None:
         """Tell the participant that intake refused the submission (``failed``, reason in stderr)."""
@@ -241,22 +263,43 @@ class EvalAISink:
             metadata=json.dumps({"refused": reason}),
         )
         self.outbox.put(report)
-        self._deliver(report)
+        if not self._quiet():
+            self._deliver(report)
+
+    # ----------------------------------------------------------------------------------- outages
+    def _quiet(self) -> bool:
+        """Whether EvalAI recently failed (calls wait, so the dispatcher is not held up by retries)."""
+        return self.clock.monotonic() < self._quiet_until
+
+    def _failed(self, err: Exception) -> None:
+        if isinstance(err, EvalAIAuthError):
+            pause = self.config.auth_backoff_s
+        elif isinstance(err, Unavailable):
+            self._outage_s = min(self.config.max_poll_interval_s, max(5.0, self._outage_s * 2))
+            pause = self._outage_s
+        else:
+            return  # a refusal of one request says nothing about EvalAI's health
+        self._quiet_until = self.clock.monotonic() + pause
+
+    def _succeeded(self) -> None:
+        self._outage_s = 0.0
 
     # ---------------------------------------------------------------------------------- background
     def flush(self) -> int:
-        """Send due partial updates and retry undelivered finals; returns finals delivered now."""
-        self._send_due_partials()
-        now = self.clock.monotonic()
-        if now < self._flush_due:
+        """Retry ``running``, send due partial updates and retry undelivered finals; returns finals
+        delivered now."""
+        if self._quiet():
             return 0
+        with self._lock:
+            retry = list(self._running_retry.values())
+        for submission in retry:
+            self.started(submission)
+        self._send_due_partials()
         delivered = 0
         for report in self.outbox.pending():
-            outcome = self._deliver(report)
-            if outcome == "auth":
-                self._flush_due = now + self.config.auth_backoff_s
+            if self._quiet():
                 break
-            if outcome == "delivered":
+            if self._deliver(report) == "delivered":
                 delivered += 1
         return delivered
 
@@ -274,6 +317,8 @@ class EvalAISink:
                     yield publication
 
     def _send_due_partials(self) -> None:
+        if self._quiet():
+            return
         for publication in list(self._due_partials()):
             self._send_partial(publication)
 
@@ -298,11 +343,14 @@ class EvalAISink:
         except (Unavailable, EvalAIError) as err:
             # results are cumulative: the next update heals a lost one
             log.warning("partial update of EvalAI submission %s failed: %s", pk, err)
+            self._failed(err)
             with self._lock:
                 self._pending_partial.setdefault(submission.id, publication)
             return
         digest = hashlib.sha256((publication.evalai_result + "\0" + publication.participant_stdout).encode())
         with self._lock:
+            self._running_retry.pop(submission.id, None)
+            self._running_sent.add(submission.id)
             self._last_partial_at[submission.id] = self.clock.monotonic()
             self._last_partial_digest[submission.id] = digest.hexdigest()
 
@@ -342,9 +390,11 @@ class EvalAISink:
                 if self.client.submission(pk).status.lower() == report.status:
                     self.outbox.remove(pk)
                     self._event(report, "evalai_reported", f"{report.status} reported to EvalAI submission {pk}")
+                    self._succeeded()
                     return "delivered"
             raise Unavailable(f"EvalAI submission {pk} did not keep status {report.status} after the PUT")
         except EvalAIAuthError as err:
+            self._failed(err)
             self.outbox.put(replace(report, tries=report.tries + 1, last_error=str(err)))
             log.error("final result of EvalAI submission %s kept for later: %s", pk, err)
             return "auth"
@@ -354,6 +404,7 @@ class EvalAISink:
             log.error("EvalAI refused the final result of submission %s: %s", pk, err)
             return "rejected"
         except (Unavailable, EvalAIError) as err:
+            self._failed(err)
             self.outbox.put(replace(report, tries=report.tries + 1, last_error=str(err)))
             log.warning("final result of EvalAI submission %s kept for a later retry: %s", pk, err)
             return "retry"
