@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from lbcloud.domain.results.evalai_format import accuracies, stdout_summary
 from lbcloud.domain.results.merge import ExpectedInstances, MergeInput, merge_results
 from lbcloud.domain.results.reader import parse_results
 from lbcloud.domain.results.scoring import rescore_record
@@ -66,6 +67,24 @@ def test_competent_agent_completes_every_dev_route(competent_dev: Run) -> None:
 def test_the_file_is_byte_exact_results_engine_output(competent_dev: Run) -> None:
     text = competent_dev.checkpoint.read_text(encoding="utf-8")
     assert dumps_results(parse_results(text, "results.json")) == text
+
+
+def test_the_evalai_converter_reads_sumo_results(competent_dev: Run) -> None:
+    results = parse_results(competent_dev.checkpoint.read_text(), "results.json")
+    summary = stdout_summary(results)
+    assert "  - 1 Speedometer\n  - 1 OpenDrive Map\n  - 1 Radar\n  - 1 RGB Camera\n" in summary
+    assert "- All 3 route have been completed" in summary
+    assert accuracies(results)["Driving score"] == float(competent_dev.document["values"][0])
+
+
+def test_a_setup_that_hangs_fails_the_route_after_the_setup_timeout(simulator: Server, tmp_path: Path) -> None:
+    agent = write_agent(
+        tmp_path,
+        "class TestAgent(CompetentAgent):\n    def setup(self, path_to_conf_file):\n        time.sleep(3600)\n",
+    )
+    run = run_evaluator(tmp_path / "slow-setup.json", simulator.port, agent, "sumo-dev", "--routes-subset", "0")
+    assert run.code == 0, run.output
+    assert [r["status"] for r in run.records] == ["Failed - Agent couldn't be set up"]
 
 
 def test_same_seed_and_agent_give_identical_records(competent_dev: Run, simulator: Server, tmp_path: Path) -> None:
