@@ -33,7 +33,7 @@ from lbcloud.entrypoints.web.deps import (
 from lbcloud.entrypoints.web.errors import Forbidden
 from lbcloud.entrypoints.web.leaderboard import Leaderboard, build_leaderboard
 from lbcloud.entrypoints.web.operator import OperatorOverview, build_overview
-from lbcloud.entrypoints.web.sse import SSE_HEADERS, LogChunk, follow_log, read_log_chunk
+from lbcloud.entrypoints.web.sse import SSE_HEADERS, LiveHub, LogChunk, follow_log, read_log_chunk
 from lbcloud.entrypoints.web.views import (
     AttemptOut,
     EventOut,
@@ -248,11 +248,13 @@ def events(
     responses={**ERRORS, 200: {"content": {"text/event-stream": {}}, "description": "Server-sent events"}},
     response_class=StreamingResponse,
 )
-def live(submission_id: int, request: Request, system: SystemDep, principal: PrincipalDep) -> StreamingResponse:
+async def live(submission_id: int, request: Request, system: SystemDep, principal: PrincipalDep) -> StreamingResponse:
     """Server-sent events: ``progress`` (snapshot JSON, as ``GET /submissions/{id}`` plus rendered page
     fragments), ``event`` (one store event), ``end`` (terminal status)."""
-    visible_submission(system, principal, submission_id)
-    hub = request.app.state.live_hub
+    hub: LiveHub = request.app.state.live_hub
+    team = hub.cached_team(submission_id)
+    if team is None or not (principal.is_operator or principal.team == team):
+        await anyio.to_thread.run_sync(visible_submission, system, principal, submission_id)
     return StreamingResponse(hub.stream(submission_id), media_type="text/event-stream", headers=SSE_HEADERS)
 
 

@@ -132,24 +132,33 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _error_response(request, 500, f"internal error ({type(err).__name__}); see the server log")
 
 
-def _install_token_link(app: FastAPI, system: System) -> None:
-    """``?token=`` on a page: remember it in the cookie and reload the page without it."""
+class TokenLink:
+    """ASGI middleware: ``?token=`` on a page is remembered in the cookie and the page reloads
+    without it (a plain ASGI wrapper, so event streams pass through untouched)."""
 
-    @app.middleware("http")
-    async def token_link(request: Request, call_next: Any) -> Response:
+    def __init__(self, app: ASGIApp, system: System) -> None:
+        self.app = app
+        self.system = system
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "GET" or _is_api(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
         token = request.query_params.get(QUERY_TOKEN)
-        if token is None or request.method != "GET" or _is_api(request.url.path):
-            response: Response = await call_next(request)
-            return response
+        if token is None:
+            await self.app(scope, receive, send)
+            return
         rest = [(k, v) for k, v in request.query_params.multi_items() if k != QUERY_TOKEN]
         target = request.url.path + (f"?{urlencode(rest)}" if rest else "")
         try:
-            principal_for_token(system.settings.web, token)
+            principal_for_token(self.system.settings.web, token)
         except InvalidToken:
-            return RedirectResponse(f"/login?{urlencode({'next': target})}", status_code=303)
-        redirect = RedirectResponse(target, status_code=303)
-        pages.set_token_cookie(redirect, system, token)
-        return redirect
+            response: Response = RedirectResponse(f"/login?{urlencode({'next': target})}", status_code=303)
+        else:
+            response = RedirectResponse(target, status_code=303)
+            pages.set_token_cookie(response, self.system, token)
+        await response(scope, receive, send)
 
 
 def create_app(system: System, *, role: Role = "all") -> FastAPI:
@@ -162,7 +171,7 @@ def create_app(system: System, *, role: Role = "all") -> FastAPI:
     metrics = system.metrics
     templates = pages.make_templates()
 
-    def load(submission_id: int) -> tuple[str, bool]:
+    def load(submission_id: int) -> tuple[str, bool, str]:
         return pages.live_payload(system, templates, submission_id)
 
     def read_events(submission_id: int, after_id: int) -> list[Any]:
@@ -221,7 +230,7 @@ def create_app(system: System, *, role: Role = "all") -> FastAPI:
         def api_docs(request: Request) -> HTMLResponse:
             return pages.render(request, "api_docs.html", spec=app.openapi())
 
-        _install_token_link(app, system)
+        app.add_middleware(TokenLink, system=system)
     if role in ("all", "dispatcher"):
         from lbcloud.entrypoints.web.reporter_api import build_router
 

@@ -12,6 +12,14 @@ from lbcloud.entrypoints.web.errors import Forbidden, NotAuthenticated
 from lbcloud.entrypoints.wiring import System
 
 
+async def system_dep(request: Request) -> System:
+    return get_system(request)
+
+
+async def principal_dep(request: Request) -> Principal:
+    return get_principal(request)
+
+
 def get_system(request: Request) -> System:
     system: System = request.app.state.system
     return system
@@ -28,8 +36,9 @@ def get_principal(request: Request) -> Principal:
     return principal
 
 
-SystemDep = Annotated[System, Depends(get_system)]
-PrincipalDep = Annotated[Principal, Depends(get_principal)]
+# async wrappers: resolving the caller does no I/O, so it should not take a worker thread per request
+SystemDep = Annotated[System, Depends(system_dep)]
+PrincipalDep = Annotated[Principal, Depends(principal_dep)]
 
 
 def require_signed_in(principal: Principal) -> None:

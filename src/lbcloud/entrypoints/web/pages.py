@@ -91,13 +91,13 @@ def render_fragments(templates: Jinja2Templates, progress: ProgressOut, now: dat
     }
 
 
-def live_payload(system: System, templates: Jinja2Templates, submission_id: int) -> tuple[str, bool]:
-    """The ``progress`` SSE payload of a submission and whether it is terminal."""
+def live_payload(system: System, templates: Jinja2Templates, submission_id: int) -> tuple[str, bool, str]:
+    """The ``progress`` SSE payload of a submission, whether it is terminal, and its team."""
     submission = system.store.get_submission(submission_id)
     progress = build_progress(system, submission)
     html = render_fragments(templates, progress, system.clock.now())
     payload = {"progress": progress.model_dump(mode="json"), "html": html}
-    return json.dumps(payload, separators=(",", ":")), submission.status.terminal
+    return json.dumps(payload, separators=(",", ":")), submission.status.terminal, submission.team
 
 
 def _templates(request: Request) -> Jinja2Templates:

@@ -37,8 +37,8 @@ def sse_frame(event: str, data: str, event_id: int | None = None) -> str:
     return "\n".join(lines) + "\n\n"
 
 
-SnapshotLoader = Callable[[int], tuple[str, bool]]
-"""``submission id → (snapshot JSON, terminal?)`` (runs in a worker thread)."""
+SnapshotLoader = Callable[[int], tuple[str, bool, str]]
+"""``submission id → (snapshot JSON, terminal?, team)`` (runs in a worker thread)."""
 EventReader = Callable[[int, int], list[Event]]
 """``(submission id, after event id) → events`` in id order (runs in a worker thread)."""
 EventEncoder = Callable[[Event], str]
@@ -51,6 +51,8 @@ class _Channel:
     terminal: bool = False
     last_event_id: int = 0
     task: asyncio.Task[None] | None = None
+    loading: asyncio.Lock = field(default_factory=asyncio.Lock)
+    team: str | None = None
 
 
 class LiveHub:
@@ -63,7 +65,7 @@ class LiveHub:
         encode_event: EventEncoder,
         *,
         poll_s: float = 0.25,
-        refresh_s: float = 2.0,
+        refresh_s: float = 5.0,
         heartbeat_s: float = 15.0,
         queue_size: int = 256,
         on_clients: Callable[[int], None] | None = None,
@@ -77,6 +79,12 @@ class LiveHub:
         self._queue_size = queue_size
         self._on_clients = on_clients or (lambda _delta: None)
         self._channels: dict[int, _Channel] = {}
+
+    def cached_team(self, submission_id: int) -> str | None:
+        """The team of a watched submission, from its last snapshot (saves a store read per subscriber
+        when many browsers open the same submission at once)."""
+        channel = self._channels.get(submission_id)
+        return channel.team if channel is not None else None
 
     @property
     def watched(self) -> int:
@@ -100,9 +108,11 @@ class LiveHub:
         channel.subscribers.add(queue)
         self._on_clients(1)
         try:
-            if channel.payload is None:
-                channel.last_event_id = await self._latest_event_id(submission_id)
-                channel.payload, channel.terminal = await anyio.to_thread.run_sync(self._load, submission_id)
+            async with channel.loading:  # many browsers open at once: load the first snapshot once
+                if channel.payload is None:
+                    channel.last_event_id = await self._latest_event_id(submission_id)
+                    loaded = await anyio.to_thread.run_sync(self._load, submission_id)
+                    channel.payload, channel.terminal, channel.team = loaded
             yield sse_frame("progress", channel.payload or "{}")
             if channel.terminal:
                 yield sse_frame("end", "{}")
@@ -143,10 +153,13 @@ class LiveHub:
             await asyncio.sleep(self.poll_s)
             try:
                 events = await anyio.to_thread.run_sync(self._read_events, submission_id, channel.last_event_id)
-                due = time.monotonic() - last_refresh >= self.refresh_s
-                if not events and not due:
+                # events go out first: they are small and what people wait for; the snapshot follows
+                for event in events:
+                    channel.last_event_id = event.id
+                    self._broadcast(channel, sse_frame("event", self._encode_event(event), event.id))
+                if not events and time.monotonic() - last_refresh < self.refresh_s:
                     continue
-                payload, terminal = await anyio.to_thread.run_sync(self._load, submission_id)
+                payload, terminal, _team = await anyio.to_thread.run_sync(self._load, submission_id)
             except NotFound:
                 self._broadcast(channel, sse_frame("end", json.dumps({"error": "submission not found"})))
                 self._broadcast(channel, None)
@@ -155,9 +168,6 @@ class LiveHub:
                 await asyncio.sleep(self.poll_s)
                 continue
             last_refresh = time.monotonic()
-            for event in events:
-                channel.last_event_id = event.id
-                self._broadcast(channel, sse_frame("event", self._encode_event(event), event.id))
             if payload != channel.payload:
                 channel.payload = payload
                 self._broadcast(channel, sse_frame("progress", payload))

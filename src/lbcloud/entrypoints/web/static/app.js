@@ -84,7 +84,7 @@ class LogViewer {
   /* Keep the attempt list current; follow the newest live attempt unless the user picked one. */
   update(attempts) {
     const options = attempts.slice().reverse();
-    const wanted = options.map((a) => String(a.id)).join(",");
+    const wanted = options.map((a) => `${a.id}:${a.outcome || a.status}`).join(",");
     if (this.select.dataset.ids !== wanted) {
       this.select.innerHTML = "";
       options.forEach((a) => {
