@@ -344,6 +344,13 @@ class EvalAIStandIn:
         user: User | None = None
         submission = int(params["submission"]) if "submission" in params else None
         hang = 0.0
+        if submission is None and request.headers.get("content-type", "").startswith("application/json"):
+            try:
+                peek = json.loads(body or b"{}")
+            except ValueError:
+                peek = None
+            if isinstance(peek, dict) and str(peek.get("submission", "")).isdigit():
+                submission = int(peek["submission"])
         try:
             if endpoint is None:
                 raise HTTPError(404, {"detail": "Not found."})
