@@ -103,7 +103,10 @@ def main(argv: list[str] | None = None) -> None:
     command = _command_name(args)
     app = build_app(command if command in GROUPS else None)
     try:
-        app(args=args, standalone_mode=False)
+        # without standalone mode click returns (rather than raises) the code of a typer.Exit
+        code = app(args=args, standalone_mode=False)
+        if isinstance(code, int) and code != 0:
+            sys.exit(code)
     except LbcloudError as err:
         if debug:
             raise
