@@ -271,8 +271,9 @@ class EvalAISettings(BaseModel):
     requests_per_minute: int = 50
     allowed_registries: list[str] = Field(default_factory=list)
     timeout_s: float = Field(default=20.0, description="Per-request timeout of the EvalAI client.")
-    max_attempts: int = Field(default=5, ge=1, description="Tries per EvalAI request (429/5xx/timeouts).")
+    max_attempts: int = Field(default=3, ge=1, description="Tries per EvalAI request (429/5xx/timeouts).")
     max_backoff_s: float = 30.0
+    max_inline_wait_s: float = Field(default=10.0, description="Longest Retry-After the client waits inline.")
     auth_backoff_s: float = Field(default=300.0, description="Pause after EvalAI refused the host token.")
     max_unexpected_deliveries: int = Field(default=3, ge=1)
     outbox_dir: str | None = Field(

@@ -207,11 +207,10 @@ def test_resume_and_rerun_publish_messages_with_integer_ids(standin: EvalAIStand
     assert standin.queued_messages() == 2
 
 
-def test_server_errors_are_retried_until_they_stop(
-    standin: EvalAIStandIn, client: EvalAIClient, clock: FakeClock
-) -> None:
+def test_server_errors_are_retried_until_they_stop(standin: EvalAIStandIn, clock: FakeClock) -> None:
     standin.fail(3.0, status=503)
-    assert client.receive(standin.queue_name).empty
+    with EvalAIClient(make_config(standin, max_attempts=5), clock=clock) as client:
+        assert client.receive(standin.queue_name).empty
     assert standin.count("E4") >= 2
     assert sum(clock.slept) >= 3.0
 
@@ -227,19 +226,31 @@ def test_persistent_server_errors_become_unavailable(standin: EvalAIStandIn, cli
 
 def test_timeouts_are_retried(standin: EvalAIStandIn, clock: FakeClock) -> None:
     standin.fail(2.0, hang_s=0.6, endpoints={"E2"})
-    with EvalAIClient(make_config(standin, timeout_s=0.2), clock=clock) as client:
+    with EvalAIClient(make_config(standin, timeout_s=0.2, max_attempts=5), clock=clock) as client:
         assert len(client.phases(1)) == 2
     assert standin.count("E2") >= 2
 
 
 def test_throttling_honours_retry_after(clock: FakeClock) -> None:
     with EvalAIStandIn(clock=clock.monotonic, rate_limit_per_min=5) as standin:
-        with EvalAIClient(make_config(standin, requests_per_minute=600), clock=clock) as client:
+        config = make_config(standin, requests_per_minute=600, max_inline_wait_s=120.0)
+        with EvalAIClient(config, clock=clock) as client:
             for _ in range(7):
                 client.receive(standin.queue_name)
         throttled = [r for r in standin.requests if r.status == 429]
         assert throttled, "the stand-in should have throttled the burst"
         assert max(clock.slept) >= 1.0  # waited Retry-After, not a blind backoff
+        assert standin.unknown_requests == []
+
+
+def test_a_long_retry_after_is_left_to_the_caller(clock: FakeClock) -> None:
+    with EvalAIStandIn(clock=clock.monotonic, rate_limit_per_min=2) as standin:
+        with EvalAIClient(make_config(standin, requests_per_minute=600), clock=clock) as client:
+            client.receive(standin.queue_name)
+            client.receive(standin.queue_name)
+            with pytest.raises(EvalAIUnavailable, match="throttled by EvalAI: retry after 60 s"):
+                client.receive(standin.queue_name)
+        assert sum(clock.slept) < 10.0  # did not block for the minute
         assert standin.unknown_requests == []
 
 

@@ -4,7 +4,8 @@
   take no trailing slash; partial updates go to the plural ``challenges`` path).
 - Both auth header forms (``Bearer <jwt>``, ``Token <40-hex key>``), chosen by configuration.
 - Retries on 429, 5xx, timeouts and connection errors: capped exponential backoff with jitter,
-  honouring ``Retry-After``; after ``max_attempts`` an :class:`EvalAIUnavailable`.
+  honouring ``Retry-After``; after ``max_attempts`` (or for a ``Retry-After`` longer than
+  ``max_inline_wait_s``) an :class:`EvalAIUnavailable`, which callers answer by backing off.
 - Auth failures (401, verified-email 403, "not authorized" 400 of E7–E10) raise
   :class:`EvalAIAuthError` with one operator message; other 4xx raise :class:`EvalAIRequestError`.
 - A client-side token bucket keeps the account under EvalAI's 60 requests/min.
@@ -103,6 +104,14 @@ class _Retryable(Exception):
         self.message = message
         self.retry_after = retry_after
         super().__init__(message)
+
+
+class _Throttled(Exception):
+    """A 429 asking for a longer wait than the client may spend inline."""
+
+    def __init__(self, retry_after: float) -> None:
+        self.retry_after = retry_after
+        super().__init__(f"retry after {retry_after} s")
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -217,6 +226,9 @@ class EvalAIClient:
                 raise _Retryable(f"timed out ({type(err).__name__})") from err
             except httpx.TransportError as err:
                 raise _Retryable(f"connection failed ({err})") from err
+            retry_after = _retry_after(response) if response.status_code == 429 else None
+            if retry_after is not None and retry_after > self.config.max_inline_wait_s:
+                raise _Throttled(retry_after)
             if response.status_code == 429 or response.status_code >= 500:
                 raise _Retryable(f"HTTP {response.status_code}: {_error_text(response)}", _retry_after(response))
             return response
@@ -238,6 +250,10 @@ class EvalAIClient:
         )
         try:
             response: httpx.Response = retrying(once)
+        except _Throttled as err:
+            raise EvalAIUnavailable(
+                f"throttled by EvalAI: retry after {err.retry_after:.0f} s", endpoint=label, submission=submission
+            ) from None
         except _Retryable as err:
             raise EvalAIUnavailable(
                 f"{err.message} (gave up after {self.config.max_attempts} attempts)",

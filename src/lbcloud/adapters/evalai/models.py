@@ -232,7 +232,9 @@ class EvalAIConfig:
 
     ``phase_tracks`` maps EvalAI phase pks to lbcloud track names; ``split`` is the dataset split
     codename results are reported under; ``outbox_dir`` keeps final results EvalAI has not
-    accepted yet (and the parked-message record) across restarts.
+    accepted yet (and the parked-message record) across restarts. The client retries a request at
+    most ``max_attempts`` times and waits at most ``max_inline_wait_s`` for a ``Retry-After``; longer
+    outages are the callers' to ride out (they back off without blocking the dispatcher).
     """
 
     base_url: str = "https://eval.ai"
@@ -248,8 +250,9 @@ class EvalAIConfig:
     cancel_poll_interval_s: float = 30.0
     requests_per_minute: int = 50
     timeout_s: float = 20.0
-    max_attempts: int = 5
+    max_attempts: int = 3
     max_backoff_s: float = 30.0
+    max_inline_wait_s: float = 10.0
     auth_backoff_s: float = 300.0
     outbox_dir: str | None = None
     max_unexpected_deliveries: int = 3
