@@ -18,6 +18,7 @@ import contextlib
 import glob
 import os
 import pwd
+import re
 import shutil
 import socket
 import subprocess
@@ -37,7 +38,10 @@ SERVER_OPTIONS = (
 
 
 def _bin_dir() -> Path | None:
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
+    def version(path: str) -> tuple[int, ...]:
+        return tuple(int(part) for part in re.findall(r"\d+", Path(path).parents[1].name))
+
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=version)
     return Path(candidates[-1]).parent if candidates else None
 
 
