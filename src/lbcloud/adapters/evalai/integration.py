@@ -99,7 +99,9 @@ class EvalAIIntegration:
             out.append(Poller("evalai queue", tick_s, self.source.poll_once))
         if self.sqs_source is not None:
             sqs = self.sqs_source
-            out.append(Poller("sqs queue", tick_s, lambda: sqs.poll_once(wait_time_s=0)))
+            # a short receive each poll interval; run SQSSource.run() in a thread for real long polling
+            interval = max(tick_s, self.client.config.poll_interval_s)
+            out.append(Poller("sqs queue", interval, lambda: sqs.poll_once(wait_time_s=0)))
         out.append(Poller("evalai cancellations", tick_s, self.watcher.poll_once))
         out.append(Poller("evalai outbox", tick_s, self.sink.flush))
         return out + self.extra_pollers
