@@ -105,11 +105,21 @@ class Feed:
                     "team": "bench",
                     "external_id": f"bench-{self.generation}",
                 }
-                response = await self.client.post("/api/v1/submissions", json=body)
-                if response.status_code not in (200, 201):
-                    raise RuntimeError(f"submit failed: {response.status_code} {response.text}")
-                self.current = int(response.json()["id"])
+                self.current = await self._submit(body)
             return self.current
+
+    async def _submit(self, body: dict[str, str]) -> int:
+        # a fresh connection: a pooled one may have been idle past the server's keep-alive
+        async with httpx.AsyncClient(base_url=self.client.base_url, headers=self.client.headers) as fresh:
+            for _ in range(50):
+                response = await fresh.post("/api/v1/submissions", json=body)
+                if response.status_code in (200, 201):
+                    return int(response.json()["id"])
+                if response.status_code != 409:
+                    break
+                # another client process is creating the same generation right now: ask again
+                await asyncio.sleep(0.1)
+        raise RuntimeError(f"submit failed: {response.status_code} {response.text}")
 
 
 async def subscriber(client: httpx.AsyncClient, feed: Feed, stats: Stats) -> None:
@@ -146,7 +156,7 @@ async def subscriber(client: httpx.AsyncClient, feed: Feed, stats: Stats) -> Non
                             stats.arrivals.append((int(event_json["id"]), at, now))
                         elif event == "end":
                             got_end = True
-        except (httpx.HTTPError, json.JSONDecodeError, KeyError) as err:
+        except (httpx.HTTPError, json.JSONDecodeError, KeyError, RuntimeError) as err:
             stats.errors.append(f"{type(err).__name__}: {err}")
             return
         if not got_end:
@@ -177,7 +187,9 @@ def pct(values: list[float], q: float) -> float:
 
 async def clients(base: str, count: int, duration: float, track: str) -> Stats:
     """One process's share of the subscribers, for ``duration`` seconds."""
-    limits = httpx.Limits(max_connections=count + 10, max_keepalive_connections=count + 10)
+    # idle pooled connections expire before the server's keep-alive timeout (uvicorn: 5 s), so a
+    # reconnect never races the server closing an idle connection
+    limits = httpx.Limits(max_connections=count + 10, max_keepalive_connections=count + 10, keepalive_expiry=2.0)
     timeout = httpx.Timeout(30.0, read=60.0)
     headers = {"Authorization": f"Bearer {TOKEN}"}
     stats = Stats()

@@ -25,7 +25,7 @@ import anyio.to_thread
 from lbcloud.domain.errors import NotFound
 from lbcloud.services.ports import ArtifactStore, Event
 
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 def sse_frame(event: str, data: str, event_id: int | None = None) -> str:
