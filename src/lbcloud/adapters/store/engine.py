@@ -75,7 +75,6 @@ def _sqlite_engine(parsed: URL) -> Engine:
             raise Unavailable(f"cannot create the folder {folder} of the SQLite database: {err}") from err
     engine = create_engine(
         parsed,
-        pool_pre_ping=True,
         connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
     )
 
