@@ -9,9 +9,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lbcloud.domain.errors import NotFound
+from lbcloud.entrypoints.web.charts import score_chart, timeline
 from lbcloud.entrypoints.web.progress import Span, Workload, assign_lanes, estimate
 from lbcloud.entrypoints.web.sse import read_log_chunk, sse_frame
+from lbcloud.entrypoints.web.views import build_progress
+from lbcloud.entrypoints.wiring import System
 from lbcloud.services.ports import BlobInfo
+from tests.entrypoints.web.conftest import Lifecycle
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -106,3 +110,29 @@ def test_an_offset_past_the_end_is_clamped() -> None:
 
 def test_sse_frames_split_multiline_data() -> None:
     assert sse_frame("log", "a\nb", 7) == "event: log\nid: 7\ndata: a\ndata: b\n\n"
+
+
+def test_the_timeline_puts_overlapping_attempts_on_separate_slots(lifecycle: Lifecycle, system: System) -> None:
+    submission = lifecycle.submit("alpha")
+    tasks = lifecycle.plan(submission)
+    first, second = lifecycle.start(tasks[0]), lifecycle.start(tasks[1])
+    lifecycle.finish(tasks[0], first)
+    progress = build_progress(system, system.store.get_submission(submission.id))
+    chart = timeline(progress, system.clock.now())
+    lanes = {s.attempt_id: s.lane for s in chart.segments}
+    assert lanes[first.id] != lanes[second.id]
+    assert chart.lanes == 2
+    css = {s.attempt_id: s.css for s in chart.segments}
+    assert (css[first.id], css[second.id]) == ("att-record", "att-running")
+
+
+def test_the_score_chart_has_one_bar_per_route_scaled_to_100(lifecycle: Lifecycle, system: System) -> None:
+    submission = lifecycle.submit("alpha")
+    tasks = lifecycle.plan(submission)
+    lifecycle.finish(tasks[0], lifecycle.start(tasks[0]), 50.0)
+    progress = build_progress(system, system.store.get_submission(submission.id))
+    chart = score_chart(progress)
+    assert [b.state for b in chart.bars] == ["done", "pending", "pending"]
+    full = chart.plot_bottom - chart.plot_top
+    assert chart.bars[0].rc_h == full / 2
+    assert chart.bars[0].driving_score == 50.0

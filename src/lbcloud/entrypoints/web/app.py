@@ -168,6 +168,8 @@ def create_app(system: System, *, role: Role = "all") -> FastAPI:
     the dispatcher after the app to have its figures on ``/metrics``."""
     if not isinstance(system.metrics, PrometheusMetrics):
         system.metrics = PrometheusMetrics()
+    if log.level == logging.NOTSET:
+        log.setLevel(logging.INFO)  # the request log is the server's access log: on unless configured off
     metrics = system.metrics
     templates = pages.make_templates()
 

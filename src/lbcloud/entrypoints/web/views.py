@@ -111,7 +111,13 @@ class EventOut(BaseModel):
 
 
 class ProgressOut(BaseModel):
-    """Everything the live submission page shows (also the payload of the ``progress`` SSE event)."""
+    """Everything the live submission page shows (also the payload of the ``progress`` SSE event).
+
+    ``driving_score``, ``route_completion`` and ``infraction_penalty`` are the merged global values
+    once ``final``; before that, plain means over the routes that have a record so far. ``done``
+    counts route tasks with a record or a final failure. ``queue_position`` is set while no attempt
+    has started; ``eta_s`` while work remains (see :mod:`lbcloud.entrypoints.web.progress`).
+    """
 
     submission: SubmissionOut
     done: int
