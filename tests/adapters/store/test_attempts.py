@@ -7,8 +7,9 @@ from datetime import timedelta
 import pytest
 
 from lbcloud.adapters.store import SqlStateStore
+from lbcloud.adapters.store.schema import RouteTaskRow
 from lbcloud.domain.blame import Blame
-from lbcloud.domain.errors import NotFound
+from lbcloud.domain.errors import Conflict, NotFound
 from lbcloud.domain.tasks import AttemptOutcome, AttemptStatus, RouteTaskStatus
 from lbcloud.services.ports import AttemptEnd
 
@@ -198,3 +199,17 @@ def test_take_over_expired_reowns_only_attempts_whose_lease_ran_out(store: SqlSt
     assert store.get_attempt(alive.id).owner == "alive"
     assert store.take_over_expired("d4", 30) == []
     assert [a.id for a in store.live_attempts(owner="d3")] == [dead.id]
+
+
+def test_a_constraint_violation_is_reported_as_conflict_not_a_library_error(store: SqlStateStore) -> None:
+    submission = queued_submission(store, routes=1)
+    [task] = store.route_tasks(submission.id)
+    attempt = store.claim_task(task.id, backend="local", pool="p", owner="d1", lease_s=30)
+    assert attempt is not None
+    # a task's attempt numbers are unique; force a clash by rewinding the task's attempt counter
+    store.set_task_status(task.id, RouteTaskStatus.PENDING)
+    with store._tx("rewinding a counter") as session:  # reaching in: no port method allows this
+        session.get(RouteTaskRow, task.id).attempts = 0  # type: ignore[union-attr]
+    with pytest.raises(Conflict, match=f"claiming route task {task.id}"):
+        store.claim_task(task.id, backend="local", pool="p", owner="d1", lease_s=30)
+    assert store.route_tasks(submission.id)[0].status is RouteTaskStatus.PENDING  # rolled back

@@ -86,6 +86,8 @@ def test_index_artifact_upserts_by_key_and_lists_per_submission(store: SqlStateS
 
     assert store.artifacts(a.id) == [grown, record]
     assert [r.kind for r in store.artifacts(b.id)] == ["merged"]
+    with pytest.raises(NotFound):
+        store.index_artifact(dataclasses.replace(log, submission_id=999, key="submissions/999/merged.json"))
 
 
 def test_events_page_by_id_and_filter_by_submission(store: SqlStateStore) -> None:

@@ -100,12 +100,16 @@ class SqlStateStore:
     # plumbing -----------------------------------------------------------------------------------
     @contextmanager
     def _tx(self, doing: str, *, write: bool = True) -> Iterator[Session]:
-        with (
-            translate_errors(self._url, doing),
-            Session(self._writer if write else self._engine, expire_on_commit=False) as session,
-            session.begin(),
-        ):
-            yield session
+        try:
+            with (
+                translate_errors(self._url, doing),
+                Session(self._writer if write else self._engine, expire_on_commit=False) as session,
+                session.begin(),
+            ):
+                yield session
+        except IntegrityError as err:
+            detail = str(err.orig).strip().splitlines()[0] if err.orig is not None else str(err)
+            raise Conflict(f"{doing}: conflicts with stored data ({detail})") from err
 
     def _now(self) -> datetime:
         return self._clock.now().astimezone(UTC)
@@ -226,7 +230,7 @@ class SqlStateStore:
                 )
                 self._event(session, row.id, "status", f"submitted by {team} for track {new.track}", now)
                 return rows.submission(row), True
-        except IntegrityError:
+        except Conflict:
             # another writer recorded the same (source, external_id) between our check and insert
             if new.external_id is not None:
                 existing = self.find_submission(new.source.value, new.external_id)
@@ -602,6 +606,7 @@ class SqlStateStore:
         """Record (or re-record, keyed by ``key``) an artifact's metadata."""
         values = dataclasses.asdict(ref)
         with self._tx(f"indexing artifact {ref.key}") as session:
+            self._submission_row(session, ref.submission_id)
             statement = self._insert(ArtifactRow).values(**values)
             statement = statement.on_conflict_do_update(
                 index_elements=[ArtifactRow.key], set_={k: v for k, v in values.items() if k != "key"}
