@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from lbcloud.adapters.route_catalog import FileRouteCatalog
 from lbcloud.services.dispatcher import Dispatcher, Poller
 from lbcloud.services.ports import AttemptBackend, ResultSink
+from lbcloud.services.qualify import qualification_hook
 
 if TYPE_CHECKING:
     from lbcloud.entrypoints.wiring import System
@@ -86,4 +87,5 @@ def build_dispatcher(system: System) -> Dispatcher:
         facts=_facts(),
         split=settings.evalai.split,
         pollers=pollers,
+        on_final=qualification_hook(system.store, system.tracks),
     )
