@@ -254,7 +254,8 @@ async def live(submission_id: int, request: Request, system: SystemDep, principa
     hub: LiveHub = request.app.state.live_hub
     team = hub.cached_team(submission_id)
     if team is None or not (principal.is_operator or principal.team == team):
-        await anyio.to_thread.run_sync(visible_submission, system, principal, submission_id)
+        submission = await anyio.to_thread.run_sync(visible_submission, system, principal, submission_id)
+        hub.remember_team(submission_id, submission.team)
     return StreamingResponse(hub.stream(submission_id), media_type="text/event-stream", headers=SSE_HEADERS)
 
 

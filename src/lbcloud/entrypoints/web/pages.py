@@ -74,6 +74,8 @@ def make_templates() -> Jinja2Templates:
     env.globals["version"] = __version__
     env.trim_blocks = True
     env.lstrip_blocks = True
+    for name in env.list_templates(extensions=["html"]):
+        env.get_template(name)  # compile up front: the first live snapshot should not pay for it
     return templates
 
 

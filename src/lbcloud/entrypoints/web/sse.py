@@ -79,12 +79,20 @@ class LiveHub:
         self._queue_size = queue_size
         self._on_clients = on_clients or (lambda _delta: None)
         self._channels: dict[int, _Channel] = {}
+        self._teams: dict[int, str] = {}
 
     def cached_team(self, submission_id: int) -> str | None:
-        """The team of a watched submission, from its last snapshot (saves a store read per subscriber
-        when many browsers open the same submission at once)."""
+        """The team of a submission seen before (a submission never changes team): saves a store
+        read per subscriber when many browsers open the same submission at once."""
         channel = self._channels.get(submission_id)
-        return channel.team if channel is not None else None
+        if channel is not None and channel.team is not None:
+            return channel.team
+        return self._teams.get(submission_id)
+
+    def remember_team(self, submission_id: int, team: str) -> None:
+        if len(self._teams) > 10000:
+            self._teams.clear()
+        self._teams[submission_id] = team
 
     @property
     def watched(self) -> int:
