@@ -125,6 +125,7 @@ def test_end_attempt_records_the_outcome_once_and_counts_the_retry(store: SqlSta
         4,
     )
     assert ended.counted and ended.sim_ratio == 0.8
+    assert ended.record_json == '{"status": "Failed - Simulation crashed"}'
     assert ended.ended_at == clock.current
     assert ended.lease_expires_at is None
     assert replay == ended
