@@ -17,7 +17,7 @@ def test_version_prints_package_version() -> None:
 
 def test_every_command_group_has_help() -> None:
     runner = CliRunner()
-    for group in ["results", "routes", "track", "k8s", "cluster"]:
+    for group in ["results", "routes", "track", "k8s", "cluster", "reporter", "demo", "serve", "submit", "status"]:
         result = runner.invoke(app, [group, "--help"])
         assert result.exit_code == 0, (group, result.output)
         assert "Usage" in result.output

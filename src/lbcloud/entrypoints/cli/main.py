@@ -47,6 +47,10 @@ def build_app(only: str | None = None) -> typer.Typer:
     for name, module in GROUPS.items():
         if only is None or only == name:
             root.add_typer(importlib.import_module(module).app, name=name)
+    if only is None or only == "reporter":
+        from lbcloud.entrypoints.reporter import reporter_command
+
+        root.command("reporter")(reporter_command)
     if only is None:
         from lbcloud.entrypoints.cli import control
 
@@ -101,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     command = _command_name(args)
-    app = build_app(command if command in GROUPS else None)
+    app = build_app(command if command in GROUPS or command == "reporter" else None)
     try:
         # without standalone mode click returns (rather than raises) the code of a typer.Exit
         code = app(args=args, standalone_mode=False)
