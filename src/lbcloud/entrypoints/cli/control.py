@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.live import Live
 
 from lbcloud.domain.artifact_keys import LogStream, attempt_log_key
-from lbcloud.domain.errors import InputError, NotFound
+from lbcloud.domain.errors import ConfigError, InputError, NotFound
 from lbcloud.domain.submissions import AgentKind, AgentRef, NewSubmission, SourceKind
 from lbcloud.entrypoints.cli.context import cli_state
 from lbcloud.entrypoints.cli.views import leaderboard_table, routes_table, submissions_table
@@ -49,6 +49,12 @@ def serve(
     from lbcloud.entrypoints.web.app import create_app
 
     settings = _settings(ctx)
+    bind = host or settings.web.host
+    if bind not in ("127.0.0.1", "localhost", "::1") and not settings.web.operator_token:
+        raise ConfigError(
+            f"refusing to serve on {bind} without web.operator_token (LBCLOUD_WEB__OPERATOR_TOKEN): "
+            "with no tokens every caller would be the operator"
+        )
     metrics = PrometheusMetrics()
     system = build_system(settings, metrics=metrics)
     _install_integrations(system)
@@ -63,7 +69,7 @@ def serve(
     typed_role: Literal["all", "web", "dispatcher"] = role  # type: ignore[assignment]
     app = create_app(system, role=typed_role)
     try:
-        uvicorn.run(app, host=host or settings.web.host, port=port or settings.web.port, log_level="warning")
+        uvicorn.run(app, host=bind, port=port or settings.web.port, log_level="warning")
     finally:
         stop.set()
         if worker is not None:
