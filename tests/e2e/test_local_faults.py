@@ -94,7 +94,7 @@ def test_hung_agent_ends_with_blame_agent_and_is_not_retried(make_system: Callab
 
 
 def test_an_attempt_over_its_wall_budget_is_stopped_and_blames_the_agent(make_system: Callable[..., System]) -> None:
-    system = make_system(tracks=[sumo_dev_track(smoke_route=None, budget_base_s=2.0, budget_s_per_km=0.0)])
+    system = make_system(tracks=[sumo_dev_track(smoke_route=None, budget_base_s=0.5, budget_s_per_km=0.0)])
     sid = submit(system, "slow.py")
     assert system.dispatcher().run_until_idle(tick_s=0.1, timeout_s=180)
     attempts = system.store.attempts(submission_id=sid)
