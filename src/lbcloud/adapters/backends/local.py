@@ -353,52 +353,40 @@ class LocalBackend:
             if attempt.id in self._tracked:
                 continue
             if not attempt.handle:
-                events.append(
-                    BackendEvent(
-                        attempt.id,
-                        BackendEventKind.ENDED,
-                        outcome=AttemptOutcome.LOST,
-                        blame=Blame.INFRASTRUCTURE,
-                        reason="the dispatcher stopped before the attempt was started",
-                    )
-                )
+                events.append(_lost(attempt.id, "the dispatcher stopped before the attempt was started"))
                 continue
             folder = Path(attempt.handle)
             try:
                 info = json.loads((folder / "attempt.json").read_text())
                 spec = json.loads((folder / "spec.json").read_text())
             except (OSError, ValueError):
-                events.append(
-                    BackendEvent(
-                        attempt.id,
-                        BackendEventKind.ENDED,
-                        outcome=AttemptOutcome.LOST,
-                        blame=Blame.INFRASTRUCTURE,
-                        reason=f"no trace of the attempt in {folder}",
-                    )
-                )
+                events.append(_lost(attempt.id, f"no trace of the attempt in {folder}"))
                 continue
             tracked = _Tracked(attempt.id, attempt.submission_id, folder, int(info.get("repetition", 0)), spec["port"])
             tracked.running_reported = (folder / READY_FILE).exists()
-            self._tracked[attempt.id] = tracked
-            if not (folder / RESULT_FILE).exists() and not self._supervisor_alive(tracked):
-                del self._tracked[attempt.id]
-                events.append(
-                    BackendEvent(
-                        attempt.id,
-                        BackendEventKind.ENDED,
-                        outcome=AttemptOutcome.LOST,
-                        blame=Blame.INFRASTRUCTURE,
-                        reason="the attempt's processes are gone and left no result",
-                        logs=self._read_logs(tracked),
-                    )
-                )
+            if (folder / RESULT_FILE).exists() or self._supervisor_alive(tracked):
+                self._tracked[attempt.id] = tracked  # collected by the next poll
+            else:
+                reason = "the attempt's processes are gone and left no result"
+                events.append(_lost(attempt.id, reason, self._read_logs(tracked)))
         return events
 
     def close(self) -> None:
         for tracked in self._tracked.values():
             if tracked.process is not None:
                 tracked.process.poll()
+
+
+def _lost(attempt_id: int, reason: str, logs: dict[str, bytes] | None = None) -> BackendEvent:
+    """An attempt found without a trace after a restart: infrastructure, retried without counting."""
+    return BackendEvent(
+        attempt_id,
+        BackendEventKind.ENDED,
+        outcome=AttemptOutcome.LOST,
+        blame=Blame.INFRASTRUCTURE,
+        reason=reason,
+        logs=logs or {},
+    )
 
 
 def classify_exit(code: int | None, has_record: bool, simulator_code: int | None) -> tuple[AttemptOutcome, Blame, str]:
