@@ -147,6 +147,7 @@ def main() -> None:
             owner="bench",
             capacity={"default": args.slots},
             metrics=metrics,
+            publish_interval_s=1.0,  # the default of settings.dispatcher.partial_publish_interval_s
         )
         wall0, cpu0 = time.perf_counter(), cpu_seconds()
         ticks: list[float] = []

@@ -305,7 +305,9 @@ class DispatcherSettings(BaseModel):
     tick_s: float = 0.2
     lease_s: float = 30.0
     team_limit: int | None = Field(default=None, description="Max concurrent attempts per team (None: no limit)")
-    partial_publish_interval_s: float = 0.0
+    partial_publish_interval_s: float = Field(
+        default=1.0, ge=0.0, description="Merge and publish a submission at most this often while it runs"
+    )
 
 
 class Settings(BaseSettings):

@@ -88,4 +88,5 @@ def build_dispatcher(system: System) -> Dispatcher:
         split=settings.evalai.split,
         pollers=pollers,
         on_final=qualification_hook(system.store, system.tracks),
+        publish_interval_s=settings.dispatcher.partial_publish_interval_s,
     )

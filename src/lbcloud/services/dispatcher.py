@@ -106,6 +106,7 @@ class Dispatcher:
         split: str = "leaderboard",
         pollers: Sequence[Poller] = (),
         on_final: Callable[[Submission, Track, Publication | None], None] | None = None,
+        publish_interval_s: float = 0.0,
     ) -> None:
         self.store = store
         self.artifacts = artifacts
@@ -130,7 +131,9 @@ class Dispatcher:
         self._ended_notified: set[int] = set()
         self._last_lease_renewal = 0.0
         self._recovered = False
-        self._dirty: set[int] = set()  # submissions whose results changed in this tick
+        self._dirty: set[int] = set()  # submissions whose results changed and are not yet published
+        self._last_publish: dict[int, float] = {}
+        self.publish_interval_s = publish_interval_s
 
     # ------------------------------------------------------------------------------ main loop
     def run(self, stop: threading.Event, tick_s: float = 0.2) -> None:
@@ -305,9 +308,15 @@ class Dispatcher:
         return ended
 
     def _publish_dirty(self) -> None:
-        """Merge and publish each submission whose records changed, once per tick."""
-        while self._dirty:
-            self._refresh(self._dirty.pop())
+        """Merge and publish each submission whose records changed: at most once per tick, and at
+        most once per ``publish_interval_s`` per submission (a change waits for the next round)."""
+        now = time.monotonic()
+        for submission_id in sorted(self._dirty):
+            if now - self._last_publish.get(submission_id, -1e9) < self.publish_interval_s:
+                continue
+            self._dirty.discard(submission_id)
+            self._last_publish[submission_id] = now
+            self._refresh(submission_id)
 
     def _handle_event(self, event: BackendEvent) -> bool:
         attempt = self.store.get_attempt(event.attempt_id)

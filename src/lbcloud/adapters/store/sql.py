@@ -358,17 +358,25 @@ class SqlStateStore:
             return rows.route_task(self._task_row(session, task_id))
 
     def runnable_tasks(self) -> list[tuple[RouteTask, Submission]]:
-        query = (
-            select(RouteTaskRow, SubmissionRow)
-            .join(SubmissionRow, SubmissionRow.id == RouteTaskRow.submission_id)
-            .where(
-                RouteTaskRow.status == RouteTaskStatus.PENDING.value,
-                SubmissionRow.status.in_([s.value for s in ACTIVE]),
-            )
-            .order_by(SubmissionRow.created_at, SubmissionRow.id, RouteTaskRow.position, RouteTaskRow.id)
+        # plain rows, one Submission per submission: this runs on every dispatcher tick over the
+        # whole queue, where ORM entities per row cost more than the query itself
+        tasks = RouteTaskRow.__table__
+        subs = SubmissionRow.__table__
+        active = [s.value for s in ACTIVE]
+        sub_query = select(subs).where(subs.c.status.in_(active))
+        task_query = (
+            select(tasks)
+            .join(subs, subs.c.id == tasks.c.submission_id)
+            .where(tasks.c.status == RouteTaskStatus.PENDING.value, subs.c.status.in_(active))
+            .order_by(subs.c.created_at, subs.c.id, tasks.c.position, tasks.c.id)
         )
         with self._tx("listing runnable route tasks", write=False) as session:
-            return [(rows.route_task(task), rows.submission(sub)) for task, sub in session.execute(query).all()]
+            by_id = {row.id: rows.submission(row) for row in session.execute(sub_query)}  # type: ignore[arg-type]
+            return [
+                (rows.route_task(row), by_id[row.submission_id])  # type: ignore[arg-type]
+                for row in session.execute(task_query)
+                if row.submission_id in by_id
+            ]
 
     def set_task_status(
         self,
