@@ -89,6 +89,7 @@ def test_hung_agent_ends_with_blame_agent_and_is_not_retried(make_system: Callab
     tasks = system.store.route_tasks(sid)
     assert all(t.attempts == 1 for t in tasks), "agent faults are never retried"
     assert all(t.blame is Blame.AGENT for t in tasks)
+    assert all("hung" in (t.reason or "") for t in tasks), "the reason says what the agent did"
     merged = parse_results(system.store.merged_result(sid).document, "merged")  # type: ignore[union-attr]
     assert {r.status for r in merged.records} == {"Failed - Agent crashed"}
 

@@ -348,7 +348,8 @@ class Dispatcher:
             status = self._record_status(record)
             blame = blame_of_record_status(status) if blame is Blame.NONE else blame
             if blame is not Blame.NONE:
-                reason = status
+                # the record's status, with the evaluator's explanation when the backend found one
+                reason = f"{status} ({event.message})" if event.message else status
             if blame is Blame.SIMULATOR:  # a "Simulation crashed" record: retry like a crash
                 outcome = AttemptOutcome.FAILED
                 reason = reason or "the simulation crashed"

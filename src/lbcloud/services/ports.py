@@ -282,8 +282,9 @@ class BackendEventKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class BackendEvent:
-    """A change a backend observed. For ``ended``, ``outcome``/``blame`` say how it went and
-    ``record_json`` holds the route record when the evaluator wrote one."""
+    """A change a backend observed. For ``ended``, ``outcome``/``blame`` say how it went,
+    ``record_json`` holds the route record when the evaluator wrote one, and ``message`` may carry
+    the evaluator's own explanation of a failure (e.g. its last error line)."""
 
     attempt_id: int
     kind: BackendEventKind

@@ -97,3 +97,16 @@ def test_an_attempt_that_ended_while_nobody_watched_is_collected_on_the_next_pol
     (event,) = backend.poll()
     assert event.outcome is AttemptOutcome.FAILED and event.blame is Blame.AGENT
     assert event.reason is not None and "budget" in event.reason
+
+
+def test_the_last_error_line_of_a_log_explains_a_failure() -> None:
+    from lbcloud.adapters.backends.local import last_error_line
+
+    log = (
+        b"[1/1] RouteScenario_0_rep0\n"
+        b"19:31:32 ERROR   lbcloud.tracks.sumo.evaluator: RouteScenario_0_rep0: the agent hung in run_step\n"
+        b"    Failed - Agent crashed (driving score 33.7)\n"
+    )
+    assert last_error_line(log) == "the agent hung in run_step"
+    assert last_error_line(b"all good\n") is None
+    assert last_error_line(b"ValueError: bad steering\n") == "ValueError: bad steering"

@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -267,8 +268,14 @@ class LocalBackend:
         if ended_by == "spawn_error":
             return BackendEvent(**base, outcome=AttemptOutcome.FAILED, blame=Blame.INFRASTRUCTURE, reason=detail)  # type: ignore[arg-type]
         outcome, blame, reason = classify_exit(code, record is not None, result.get("simulator_exit_code"))
+        detail = ""
+        if outcome is not AttemptOutcome.RECORD or self._record_failed(record):
+            detail = last_error_line(logs.get(LogStream.AGENT.value, b"")) or ""
+            if detail and outcome is not AttemptOutcome.RECORD:
+                reason = f"{reason}: {detail}"
         return BackendEvent(
             **base,  # type: ignore[arg-type]
+            message=detail,
             outcome=outcome,
             blame=blame,
             reason=reason,
@@ -299,6 +306,13 @@ class LocalBackend:
             results = replace(results, records=(record,))
             return dumps_results(results)
         return text
+
+    @staticmethod
+    def _record_failed(record: str | None) -> bool:
+        try:
+            return record is not None and parse_results(record, "record").records[-1].status.startswith("Failed")
+        except (LbcloudError, IndexError):
+            return False
 
     @staticmethod
     def _sim_ratio(record: str | None) -> float | None:
@@ -375,6 +389,22 @@ class LocalBackend:
         for tracked in self._tracked.values():
             if tracked.process is not None:
                 tracked.process.poll()
+
+
+ERROR_LINE = re.compile(r"\bERROR\b|\bCRITICAL\b|Error\b|Exception\b")
+LOG_PREFIX = re.compile(r"^\S*\s*(?:ERROR|CRITICAL)\s+[\w.]+:\s*")
+INSTANCE_PREFIX = re.compile(r"^RouteScenario_\d+_rep\d+:\s*")
+
+
+def last_error_line(log: bytes, limit: int = 300) -> str | None:
+    """The last error line of an evaluator's log, without timestamp, level and logger: what a person
+    needs next to a route's failure status (e.g. why the agent counted as crashed)."""
+    for raw in reversed(log.decode("utf-8", "replace").splitlines()[-200:]):
+        line = raw.strip()
+        if line and ERROR_LINE.search(line):
+            line = INSTANCE_PREFIX.sub("", LOG_PREFIX.sub("", line))
+            return line[:limit]
+    return None
 
 
 def _lost(attempt_id: int, reason: str, logs: dict[str, bytes] | None = None) -> BackendEvent:
