@@ -8,7 +8,7 @@ process that can reach the state store: the CLI, the web API, an EvalAI poller.
 from __future__ import annotations
 
 from lbcloud.domain.errors import Conflict
-from lbcloud.domain.submissions import Submission, SubmissionStatus
+from lbcloud.domain.submissions import NewSubmission, Submission, SubmissionStatus
 from lbcloud.services.ports import StateStore
 
 
@@ -35,3 +35,26 @@ def resume_submission(store: StateStore, submission_id: int, reason: str = "resu
     resumed = store.transition(submission_id, SubmissionStatus.RESUMING, reason)
     store.reopen_tasks(submission_id)
     return resumed
+
+
+def rerun_submission(store: StateStore, submission_id: int, reason: str = "re-run requested") -> Submission:
+    """Evaluate a submission's agent again from scratch, as a new submission (the original keeps its
+    results; an active original is cancelled first, as EvalAI's re-run does). Returns the new one."""
+    original = store.get_submission(submission_id)
+    if not original.status.terminal:
+        cancel_submission(store, submission_id, f"replaced by a re-run ({reason})")
+    new, _ = store.create_submission(
+        NewSubmission(
+            team=original.team,
+            track=original.track,
+            agent=original.agent,
+            source=original.source,
+            external_id=None,
+            method_name=original.method_name,
+            challenge_id=original.challenge_id,
+            phase_id=original.phase_id,
+        )
+    )
+    store.add_event(new.id, "rerun", f"re-run of submission {submission_id} ({reason})")
+    store.add_event(submission_id, "rerun", f"re-run as submission {new.id} ({reason})")
+    return new

@@ -87,3 +87,14 @@ def test_serve_refuses_a_public_address_without_an_operator_token(config: Path) 
 
     result = CliRunner().invoke(build_app(), ["--config", str(config), "serve", "--host", "0.0.0.0"])
     assert isinstance(result.exception, ConfigError) and "operator_token" in str(result.exception)
+
+
+def test_rerun_cancels_an_active_original_and_creates_a_fresh_submission(config: Path) -> None:
+    run(config, "submit", "--track", "sumo-dev", "--team", "alpha", "--agent", str(COMPETENT))
+    code, out = run(config, "rerun", "1")
+    assert code == 0 and "re-run as submission 2" in out
+    system = build_system(load_settings(config))
+    assert system.store.get_submission(1).status.value == "cancelled"
+    again = system.store.get_submission(2)
+    assert again.status.value == "submitted" and again.agent == system.store.get_submission(1).agent
+    assert any(e.kind == "rerun" for e in system.store.events(submission_id=2))

@@ -17,7 +17,7 @@ from lbcloud.domain.submissions import AgentKind, AgentRef, NewSubmission, Sourc
 from lbcloud.entrypoints.cli.context import cli_state
 from lbcloud.entrypoints.cli.views import leaderboard_table, routes_table, submissions_table
 from lbcloud.entrypoints.wiring import System, build_system
-from lbcloud.services.control import cancel_submission, resume_submission
+from lbcloud.services.control import cancel_submission, rerun_submission, resume_submission
 from lbcloud.settings import Settings, load_settings
 
 console = Console(width=None if Console().is_terminal else 150)
@@ -193,6 +193,18 @@ def resume(
     console.print(f"submission {sub.id} is {sub.status.value}")
 
 
+def rerun(
+    ctx: typer.Context,
+    submission_id: Annotated[int, typer.Argument(help="Submission id.")],
+) -> None:
+    """Evaluate a submission's agent again from scratch as a new submission (an active original is cancelled).
+
+    Example:  lbcloud rerun 7
+    """
+    new = rerun_submission(_system(ctx).store, submission_id)
+    console.print(f"submission {submission_id} re-run as submission {new.id} ({new.status.value})")
+
+
 def logs(
     ctx: typer.Context,
     submission_id: Annotated[int, typer.Argument(help="Submission id.")],
@@ -284,6 +296,7 @@ def register(app: typer.Typer) -> None:
     app.command()(status)
     app.command()(cancel)
     app.command()(resume)
+    app.command()(rerun)
     app.command()(logs)
     app.command()(leaderboard)
     app.add_typer(db_app, name="db")
