@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -232,3 +233,27 @@ def test_relaunching_the_same_attempt_attaches_to_the_existing_job(
     again = backend.launch(attempt_spec(7))
     assert first == again
     assert len(fake_api.objects["jobs"]) == 1
+
+
+def test_a_failed_job_waits_briefly_for_its_pod_before_blaming_the_infrastructure(
+    make_backend: MakeBackend, fake_api: FakeKubeApi
+) -> None:
+    """The Job's and the pod's updates come on separate watches: a Job seen failed before its pod must
+    not be judged from the Job alone (that would blame the infrastructure for an agent's exit code)."""
+    from lbcloud.adapters.backends.kubernetes.backend import POD_GRACE_S
+
+    clock = [1000.0]
+    backend = make_backend(monotonic=lambda: clock[0])
+    handle = backend.launch(attempt_spec(7))
+    fake_api.delete_pods_of(handle)  # the pod is not (yet) visible to the backend
+    fake_api.set_job_status(
+        handle,
+        {"failed": 1, "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]},
+    )
+    deadline = time.monotonic() + 1
+    while time.monotonic() < deadline:
+        assert all(e.kind is not BackendEventKind.ENDED for e in backend.poll()), "no verdict without the pod"
+        time.sleep(0.05)
+    clock[0] += POD_GRACE_S + 1
+    ended = wait_for(backend, 7, BackendEventKind.ENDED)
+    assert ended.blame is Blame.INFRASTRUCTURE and "BackoffLimitExceeded" in (ended.reason or "")

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from lbcloud.adapters.backends.kubernetes.blame import Phase, Verdict, assess, attempt_id_of
+from lbcloud.adapters.backends.kubernetes.blame import Phase, Verdict, assess, attempt_id_of, job_failed
 from lbcloud.adapters.backends.kubernetes.client import Kind, KubeApi, KubeApiError
 from lbcloud.adapters.backends.kubernetes.manifests import (
     EVALUATION_SELECTOR,
@@ -32,6 +32,8 @@ from lbcloud.domain.tasks import Attempt, AttemptOutcome
 from lbcloud.services.ports import ArtifactStore, AttemptSpec, BackendEvent, BackendEventKind
 from lbcloud.services.reporting import attempt_record_key
 
+# a failed Job whose pod the watch has not delivered yet: wait this long for the pod's details
+POD_GRACE_S = 5.0
 log = logging.getLogger(__name__)
 
 
@@ -116,6 +118,7 @@ class _Tracked:
     seen_job: bool = False
     cancel_requested: bool = False
     last_phase: Phase | None = None
+    failed_without_pod_since: float | None = None
 
 
 @dataclass(slots=True)
@@ -246,7 +249,11 @@ class KubernetesBackend:
         with self._lock:
             events, self._pending = self._pending, []
         now = self._monotonic()
-        for attempt_id, since in self.view.take_dirty().items():
+        dirty = self.view.take_dirty()
+        for waiting in self._tracked.values():  # a failed Job still waiting for its pod's details
+            if waiting.failed_without_pod_since is not None:
+                dirty.setdefault(waiting.attempt_id, now)
+        for attempt_id, since in dirty.items():
             tracked = self._tracked.get(attempt_id)
             if tracked is None:
                 continue
@@ -262,7 +269,15 @@ class KubernetesBackend:
             tracked.seen_job = True
         elif not tracked.seen_job and not tracked.cancel_requested:
             return None  # created a moment ago; the watch has not shown it yet
-        verdict = assess(job, pods, cancel_requested=tracked.cancel_requested)
+        now = self._monotonic()
+        if job_failed(job) and not pods:
+            tracked.failed_without_pod_since = tracked.failed_without_pod_since or now
+        else:
+            tracked.failed_without_pod_since = None
+        waited = now - tracked.failed_without_pod_since if tracked.failed_without_pod_since else 0.0
+        verdict = assess(
+            job, pods, cancel_requested=tracked.cancel_requested, pod_grace_over=waited >= POD_GRACE_S
+        )
         if verdict.phase is tracked.last_phase and not verdict.phase.ended:
             return None
         tracked.last_phase = verdict.phase

@@ -304,8 +304,18 @@ def _unschedulable(pod: Manifest) -> str | None:
     return None
 
 
-def assess(job: Manifest | None, pods: Sequence[Manifest], *, cancel_requested: bool = False) -> Verdict:
-    """Where the attempt of ``job`` (``None``: deleted) with these pods stands."""
+def job_failed(job: Manifest | None) -> bool:
+    """Whether the Job carries a true ``Failed`` condition."""
+    return job is not None and _condition(job, "Failed") is not None
+
+
+def assess(
+    job: Manifest | None, pods: Sequence[Manifest], *, cancel_requested: bool = False, pod_grace_over: bool = True
+) -> Verdict:
+    """Where the attempt of ``job`` (``None``: deleted) with these pods stands.
+
+    ``pod_grace_over=False`` says the caller may still see the failed pod of a failed Job (the two
+    arrive on separate watches): the verdict then waits for it instead of blaming the Job alone."""
     pod = _newest_pod([p for p in pods if not _get(p, "metadata", "deletionTimestamp")] or list(pods))
     node = str(_get(pod, "spec", "nodeName")) if pod is not None and _get(pod, "spec", "nodeName") else None
     if cancel_requested:
@@ -327,6 +337,9 @@ def assess(job: Manifest | None, pods: Sequence[Manifest], *, cancel_requested: 
         if pod is not None and not _get(pod, "metadata", "deletionTimestamp"):
             # the Job's update overtook its pod's: the pod's final state has the details
             return Verdict(Phase.PENDING, "the Job failed; waiting for its pod's final state", node=node)
+        reason = str((_condition(job, "Failed") or {}).get("reason", ""))
+        if pod is None and not pod_grace_over and reason not in ("PodFailurePolicy", "DeadlineExceeded"):
+            return Verdict(Phase.PENDING, "the Job failed; waiting for its pod to show up", node=node)
         return _with_node(_job_failed(job), node)
     if pod is None:
         if _get(job, "spec", "suspend") is True:
