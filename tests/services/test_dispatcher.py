@@ -330,3 +330,38 @@ def test_restart_repairs_a_task_left_running_after_its_attempt_ended(
     assert task.status is RouteTaskStatus.DONE and task.record_json
     merged = store.merged_result(sid)
     assert merged is not None and merged.records >= 1
+
+
+@pytest.mark.postgres
+def test_two_dispatchers_on_one_postgresql_never_launch_a_task_twice(
+    postgres_url: str, artifacts: ArtifactStore, tmp_path: Path
+) -> None:
+    import threading
+
+    pg = open_state_store(postgres_url)
+    try:
+        track = make_track(tmp_path, smoke=None)
+        b1, b2 = ScriptedBackend(), ScriptedBackend()
+        d1 = _dispatcher(pg, artifacts, track, b1, owner="d1", slots=4)
+        d2 = _dispatcher(pg, artifacts, track, b2, owner="d2", slots=4)
+        ids = [_submit(pg, track, team=f"team{i}") for i in range(4)]
+
+        def drive(dispatcher: Dispatcher, backend: ScriptedBackend) -> None:
+            for _ in range(12):
+                dispatcher.tick()
+                for spec in backend.running():
+                    backend.finish(spec)
+
+        threads = [threading.Thread(target=drive, args=(d, b)) for d, b in ((d1, b1), (d2, b2))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for _ in range(3):
+            d1.tick()
+            d2.tick()
+        launched = [(s.submission_id, s.route_id) for s in b1.launched + b2.launched]
+        assert len(launched) == len(set(launched)) == 12, "each route task ran exactly once"
+        assert all(pg.get_submission(sid).status is S.FINISHED for sid in ids)
+    finally:
+        pg.close()
