@@ -61,6 +61,7 @@ from lbcloud.services.publish import RouteCatalog, build_publication, global_num
 log = logging.getLogger(__name__)
 
 TYPICAL_SPEED_M_S = 6.0
+TERMINAL_SCAN_S = 2.0
 
 
 @dataclass
@@ -130,6 +131,7 @@ class Dispatcher:
         self._started_notified: set[int] = set()
         self._ended_notified: set[int] = set()
         self._last_lease_renewal = 0.0
+        self._last_terminal_scan = -1e9
         self._recovered = False
         self._dirty: set[int] = set()  # submissions whose results changed and are not yet published
         self._last_publish: dict[int, float] = {}
@@ -288,9 +290,14 @@ class Dispatcher:
                 stopped += 1
             except LbcloudError as err:
                 log.warning("cancel of attempt %d failed: %s", attempt.id, err, extra={"attempt": attempt.id})
-        for submission in self.store.list_submissions(statuses=[SubmissionStatus.CANCELLED, SubmissionStatus.FAILED]):
-            if submission.id not in self._ended_notified:
-                self._refresh(submission.id)
+        # submissions stopped by someone else (CLI, web, EvalAI) get their final publication; a scan
+        # every couple of seconds is enough and keeps ticks cheap on a long history
+        if now - self._last_terminal_scan >= TERMINAL_SCAN_S:
+            self._last_terminal_scan = now
+            stopped_statuses = [SubmissionStatus.CANCELLED, SubmissionStatus.FAILED]
+            for submission in self.store.list_submissions(statuses=stopped_statuses):
+                if submission.id not in self._ended_notified:
+                    self._refresh(submission.id)
         return stopped
 
     # ------------------------------------------------------------------------------ collecting
