@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lbcloud.adapters.artifacts import FilesystemArtifactStore
+from lbcloud.adapters.clock import SystemClock
 from lbcloud.adapters.route_catalog import FileRouteCatalog
 from lbcloud.adapters.store.sql import open_state_store
 from lbcloud.domain.results.model import ResultFormat, ResultsFile
@@ -27,7 +28,6 @@ from lbcloud.domain.results.writer import dumps_results
 from lbcloud.domain.submissions import AgentKind, AgentRef, NewSubmission, SubmissionStatus
 from lbcloud.domain.tasks import Attempt, AttemptOutcome, NewRouteTask
 from lbcloud.domain.tracks import LocalCommands, Pool, ScorerVersion, SimulatorKind, Track
-from lbcloud.entrypoints.wiring import SystemClock
 from lbcloud.services.dispatcher import Dispatcher
 from lbcloud.services.ports import AttemptSpec, BackendEvent, BackendEventKind, NoMetrics
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from lbcloud.adapters.clock import SystemClock
 from lbcloud.adapters.route_catalog import FileRouteCatalog
 from lbcloud.adapters.store.sql import SqlStateStore, open_state_store
 from lbcloud.domain.artifact_keys import manifest_key, merged_key, route_record_key
@@ -20,7 +21,6 @@ from lbcloud.domain.results.reader import parse_results
 from lbcloud.domain.submissions import AgentKind, AgentRef, NewSubmission, SubmissionStatus
 from lbcloud.domain.tasks import RouteTaskStatus
 from lbcloud.domain.tracks import Track
-from lbcloud.entrypoints.wiring import SystemClock
 from lbcloud.services.control import cancel_submission, resume_submission
 from lbcloud.services.dispatcher import Dispatcher
 from lbcloud.services.ports import ArtifactStore

@@ -10,11 +10,11 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lbcloud.adapters.agents import AgentChecker
+from lbcloud.adapters.clock import SystemClock
 from lbcloud.domain.tracks import Track
 from lbcloud.services.intake import Intake
 from lbcloud.services.ports import ArtifactStore, MetricsRecorder, NoMetrics, StateStore
@@ -22,23 +22,6 @@ from lbcloud.settings import Settings
 
 if TYPE_CHECKING:
     from lbcloud.services.dispatcher import Dispatcher
-
-
-class SystemClock:
-    """The real clock (implements :class:`lbcloud.services.ports.Clock`)."""
-
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-    def monotonic(self) -> float:
-        import time
-
-        return time.monotonic()
-
-    def sleep(self, seconds: float) -> None:
-        import time
-
-        time.sleep(seconds)
 
 
 @dataclass

@@ -40,7 +40,7 @@ from lbcloud.domain.blame import (
     Blame,
 )
 from lbcloud.domain.errors import InputError, LbcloudError
-from lbcloud.domain.results.model import ResultFormat, route_id_for
+from lbcloud.domain.results.model import ResultFormat, RouteRecord, route_id_for
 from lbcloud.domain.results.reader import parse_results
 from lbcloud.domain.results.writer import dumps_results
 from lbcloud.domain.tasks import Attempt, AttemptOutcome
@@ -247,44 +247,35 @@ class LocalBackend:
         result = json.loads((tracked.workdir / RESULT_FILE).read_text(encoding="utf-8"))
         ended_by: str = result["ended_by"]
         code: int | None = result["exit_code"]
-        detail: str = result["detail"]
         logs = self._read_logs(tracked)
-        record = self._record(tracked)
-        sim_ratio = self._sim_ratio(record)
-        base = {
-            "attempt_id": tracked.attempt_id,
-            "kind": BackendEventKind.ENDED,
-            "exit_code": code,
-            "logs": logs,
-            "node": socket.gethostname(),
-            "sim_ratio": sim_ratio,
-        }
-        if ended_by == "cancelled":
-            return BackendEvent(**base, outcome=AttemptOutcome.CANCELLED, reason=detail)  # type: ignore[arg-type]
-        if ended_by in ("budget", "silence"):
-            return BackendEvent(**base, outcome=AttemptOutcome.FAILED, blame=Blame.AGENT, reason=detail)  # type: ignore[arg-type]
-        if ended_by == "simulator_not_ready":
-            return BackendEvent(**base, outcome=AttemptOutcome.FAILED, blame=Blame.SIMULATOR, reason=detail)  # type: ignore[arg-type]
-        if ended_by == "spawn_error":
-            return BackendEvent(**base, outcome=AttemptOutcome.FAILED, blame=Blame.INFRASTRUCTURE, reason=detail)  # type: ignore[arg-type]
+        found = self._record(tracked)
+        text, record = found if found is not None else (None, None)
+        sim_ratio = None
+        if record is not None and float(record.meta.duration_system) > 0:
+            sim_ratio = round(float(record.meta.duration_game) / float(record.meta.duration_system), 3)
+
+        def event(outcome: AttemptOutcome, blame: Blame, reason: str, **more: object) -> BackendEvent:
+            return BackendEvent(
+                tracked.attempt_id, BackendEventKind.ENDED, outcome=outcome, blame=blame, reason=reason,
+                exit_code=code, logs=logs, node=socket.gethostname(), sim_ratio=sim_ratio,
+                **more,  # type: ignore[arg-type]
+            )  # fmt: skip
+
+        if ended_by in SUPERVISOR_ENDINGS:
+            outcome, blame = SUPERVISOR_ENDINGS[ended_by]
+            return event(outcome, blame, result["detail"])
         outcome, blame, reason = classify_exit(code, record is not None, result.get("simulator_exit_code"))
         detail = ""
-        if outcome is not AttemptOutcome.RECORD or self._record_failed(record):
+        if outcome is not AttemptOutcome.RECORD or (record is not None and record.status.startswith("Failed")):
             detail = last_error_line(logs.get(LogStream.AGENT.value, b"")) or ""
             if detail and outcome is not AttemptOutcome.RECORD:
                 reason = f"{reason}: {detail}"
-        return BackendEvent(
-            **base,  # type: ignore[arg-type]
-            message=detail,
-            outcome=outcome,
-            blame=blame,
-            reason=reason,
-            record_json=record if outcome is AttemptOutcome.RECORD or code == EXIT_SIMULATION_CRASHED else None,
-        )
+        keep = outcome is AttemptOutcome.RECORD or code == EXIT_SIMULATION_CRASHED
+        return event(outcome, blame, reason, message=detail, record_json=text if keep else None)
 
-    def _record(self, tracked: _Tracked) -> str | None:
+    def _record(self, tracked: _Tracked) -> tuple[str, RouteRecord] | None:
         """The checkpoint's single record as a one-record document (``route_id`` set to the task's
-        repetition), or None when the evaluator wrote none."""
+        repetition) and as a value, or None when the evaluator wrote none."""
         path = tracked.workdir / "checkpoint.json"
         try:
             text = path.read_text(encoding="utf-8")
@@ -303,27 +294,8 @@ class LocalBackend:
         if tracked.repetition and results.format is ResultFormat.V2X:
             route, _ = record.route_and_repetition
             record = replace(record, route_id=route_id_for(route, tracked.repetition))
-            results = replace(results, records=(record,))
-            return dumps_results(results)
-        return text
-
-    @staticmethod
-    def _record_failed(record: str | None) -> bool:
-        try:
-            return record is not None and parse_results(record, "record").records[-1].status.startswith("Failed")
-        except (LbcloudError, IndexError):
-            return False
-
-    @staticmethod
-    def _sim_ratio(record: str | None) -> float | None:
-        if record is None:
-            return None
-        try:
-            meta = parse_results(record, "record").records[-1].meta
-        except (LbcloudError, IndexError):
-            return None
-        system = float(meta.duration_system)
-        return round(float(meta.duration_game) / system, 3) if system > 0 else None
+            return dumps_results(replace(results, records=(record,))), record
+        return text, record
 
     # ----------------------------------------------------------------------------- cancel / adopt
     def cancel(self, attempt_id: int, handle: str) -> None:
@@ -405,6 +377,16 @@ def last_error_line(log: bytes, limit: int = 300) -> str | None:
             line = INSTANCE_PREFIX.sub("", LOG_PREFIX.sub("", line))
             return line[:limit]
     return None
+
+
+# how the supervisor's own endings map to outcome and blame (an evaluator's exit is classify_exit's)
+SUPERVISOR_ENDINGS: dict[str, tuple[AttemptOutcome, Blame]] = {
+    "cancelled": (AttemptOutcome.CANCELLED, Blame.NONE),
+    "budget": (AttemptOutcome.FAILED, Blame.AGENT),
+    "silence": (AttemptOutcome.FAILED, Blame.AGENT),
+    "simulator_not_ready": (AttemptOutcome.FAILED, Blame.SIMULATOR),
+    "spawn_error": (AttemptOutcome.FAILED, Blame.INFRASTRUCTURE),
+}
 
 
 def _lost(attempt_id: int, reason: str, logs: dict[str, bytes] | None = None) -> BackendEvent:

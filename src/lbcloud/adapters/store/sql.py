@@ -21,6 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from lbcloud.adapters.clock import SystemClock
 from lbcloud.adapters.store import rows
 from lbcloud.adapters.store.engine import make_engine, migrate, redact, translate_errors, writer
 from lbcloud.adapters.store.schema import (
@@ -54,23 +55,6 @@ from lbcloud.services.ports import ArtifactRef, AttemptEnd, Clock, Event, Merged
 TOKEN_BYTES = 32
 EVENTS_LOCK_ID = 7_324_019_552  # PostgreSQL advisory lock serialising event writers
 _ENDED = AttemptStatus.ENDED.value
-
-
-class SystemClock:
-    """The real clock (UTC)."""
-
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-    def monotonic(self) -> float:
-        import time
-
-        return time.monotonic()
-
-    def sleep(self, seconds: float) -> None:
-        import time
-
-        time.sleep(seconds)
 
 
 class SqlStateStore:

@@ -15,13 +15,13 @@ import pytest
 
 from lbcloud.adapters.backends.kubernetes.backend import KubernetesBackend
 from lbcloud.adapters.backends.kubernetes.manifests import TOKEN_ENV, KubernetesConfig
+from lbcloud.adapters.clock import SystemClock
 from lbcloud.adapters.route_catalog import FileRouteCatalog
 from lbcloud.adapters.store import SqlStateStore
 from lbcloud.domain.blame import Blame
 from lbcloud.domain.submissions import AgentKind, AgentRef, NewSubmission, SubmissionStatus
 from lbcloud.domain.tasks import RouteTaskStatus
 from lbcloud.domain.tracks import ContainerImages
-from lbcloud.entrypoints.wiring import SystemClock
 from lbcloud.services.dispatcher import Dispatcher
 from lbcloud.services.reporting import ReportingService
 from tests.adapters.backends.kubernetes import pod_states
