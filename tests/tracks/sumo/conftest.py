@@ -75,6 +75,7 @@ def start_server(tmp: Path, cache: Path, port: int | None = None) -> Server:
     """Start a simulator server and wait until it listens (probing consumes no TraCI session)."""
     port = port or free_port()
     pid_file = tmp / f"sumo-{port}.pid"
+    pid_file.unlink(missing_ok=True)  # a previous server's pid must not pass for this one's
     env = dict(os.environ, LBCLOUD_SUMO_CACHE=str(cache))
     process = subprocess.Popen(
         [
@@ -98,7 +99,11 @@ def start_server(tmp: Path, cache: Path, port: int | None = None) -> Server:
         if process.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError("the simulator server did not start")
         time.sleep(0.05)
-    wait_listening(port)
+    deadline = time.monotonic() + 30
+    while not listening_addresses(port):
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the simulator server did not listen on 127.0.0.1:{port} (status {process.poll()})")
+        time.sleep(0.05)
     return Server(port, process, pid_file)
 
 

@@ -55,6 +55,28 @@ def test_server_dies_when_its_sumo_is_killed(sumo_cache: Path, tmp_path: Path) -
     assert server.process.wait(timeout=10) != 0
 
 
+def test_a_killed_server_restarts_on_its_port_while_old_connections_linger(sumo_cache: Path, tmp_path: Path) -> None:
+    server = start_server(tmp_path, sumo_cache)
+    sumo = psutil.Process(server.sumo_pid())
+    client = socket.create_connection(("127.0.0.1", server.port))
+    deadline = time.monotonic() + 20
+    while not any(c.status == "ESTABLISHED" for c in sumo.net_connections("tcp")):
+        assert time.monotonic() < deadline, "SUMO never accepted the connection"
+        time.sleep(0.02)
+    sumo.kill()  # SUMO closes first, so its side of the connection lingers in TIME_WAIT
+    assert server.process.wait(timeout=10) != 0
+    client.close()
+    lingering = [c for c in psutil.net_connections("tcp") if c.laddr.port == server.port and c.status == "TIME_WAIT"]
+    assert lingering, "the killed server left no connection in TIME_WAIT; the test would prove nothing"
+    restarted = start_server(tmp_path, sumo_cache, server.port)
+    try:
+        session = SumoSession.connect(restarted.port, connect_timeout_s=20)
+        assert session.simulation_time() == 0.0
+        session.close()
+    finally:
+        restarted.stop()
+
+
 def test_a_busy_port_makes_the_server_exit_with_an_error(sumo_cache: Path, tmp_path: Path) -> None:
     first = start_server(tmp_path, sumo_cache)
     try:

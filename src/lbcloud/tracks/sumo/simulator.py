@@ -57,7 +57,13 @@ def server_environment() -> dict[str, str]:
 
 
 def _check_port_free(port: int) -> None:
+    """Refuse a port another socket listens on or is bound to.
+
+    The probe binds the way SUMO does (``SO_REUSEADDR``), so connections of a previous server that
+    linger in TIME_WAIT after it was killed do not block a restart on the same port.
+    """
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError as err:
