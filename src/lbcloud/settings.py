@@ -316,7 +316,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LBCLOUD_", env_nested_delimiter="__", extra="forbid")
 
     data_dir: str = Field(default=".lbcloud", description="Where the embedded defaults keep their files.")
-    database_url: str | None = Field(default=None, description="SQLAlchemy URL. Default: sqlite:///<data_dir>/lbcloud.db")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL. Default: sqlite:///<data_dir>/lbcloud.db"
+    )
     backend: Literal["local", "kubernetes"] = "local"
     artifacts: ArtifactSettings = Field(default_factory=ArtifactSettings)
     local: LocalBackendSettings = Field(default_factory=LocalBackendSettings)

@@ -79,7 +79,5 @@ class AgentChecker:
         if not agent.ref or match is None:
             raise InputError(f"image reference {agent.ref!r} is malformed (expected registry/name[:tag][@sha256:...])")
         if self._allowed and not any(agent.ref.startswith(prefix + "/") for prefix in self._allowed):
-            raise InputError(
-                f"image {agent.ref!r} is not in an allowed registry ({', '.join(self._allowed)})"
-            )
+            raise InputError(f"image {agent.ref!r} is not in an allowed registry ({', '.join(self._allowed)})")
         return replace(agent, digest=match.group("digest") or agent.digest)

@@ -275,9 +275,7 @@ class KubernetesBackend:
         else:
             tracked.failed_without_pod_since = None
         waited = now - tracked.failed_without_pod_since if tracked.failed_without_pod_since else 0.0
-        verdict = assess(
-            job, pods, cancel_requested=tracked.cancel_requested, pod_grace_over=waited >= POD_GRACE_S
-        )
+        verdict = assess(job, pods, cancel_requested=tracked.cancel_requested, pod_grace_over=waited >= POD_GRACE_S)
         if verdict.phase is tracked.last_phase and not verdict.phase.ended:
             return None
         tracked.last_phase = verdict.phase
