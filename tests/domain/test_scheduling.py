@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 from lbcloud.domain.scheduling import (
     Candidate,
     Occupancy,
+    QueuedSubmission,
+    launch_window,
     makespan_lower_bound,
     plan_launches,
     static_contiguous_split_makespan,
@@ -205,3 +207,74 @@ def test_teams_take_turns_on_few_slots() -> None:
         served[picked.team] += 1
         del remaining[picked.task_id]
     assert order == ["a", "b", "c"] * 3
+
+
+@st.composite
+def queues(draw: st.DrawFn) -> tuple[list[Candidate], list[QueuedSubmission], Occupancy]:
+    """A whole queue (several teams, pools and smoke states) and an occupancy of the pools."""
+    pools = ["p0", "p1", "p2"][: draw(st.integers(1, 3))]
+    capacity = {p: draw(st.integers(0, 6)) for p in pools}
+    running_by_pool = {p: draw(st.integers(0, capacity[p])) for p in pools}
+    teams = ["a", "b", "c", "d"][: draw(st.integers(1, 4))]
+    candidates: list[Candidate] = []
+    queued: list[QueuedSubmission] = []
+    running_smoke: set[int] = set()
+    task_id = 0
+    for order in range(draw(st.integers(0, 14))):
+        team, pool = draw(st.sampled_from(teams)), draw(st.sampled_from(pools))
+        pending = draw(st.integers(1, 9))
+        smoke_state = draw(st.sampled_from(["done", "pending", "running"]))
+        if smoke_state == "running":
+            running_smoke.add(order)
+        tasks = []
+        for position in range(pending):
+            task_id += 1
+            tasks.append(
+                Candidate(
+                    task_id=task_id, submission_id=order, team=team, pool=pool, order=order,
+                    expected_s=float(draw(st.integers(1, 4))), position=position,
+                    smoke=smoke_state == "pending" and position == 0,
+                    smoke_pending=smoke_state != "done",
+                )
+            )  # fmt: skip
+        candidates += draw(st.permutations(tasks))
+        queued.append(
+            QueuedSubmission(
+                order, team, pool, order, pending,
+                smoke_pending=smoke_state == "pending", smoke_running=smoke_state == "running",
+            )
+        )  # fmt: skip
+    running_by_team = {t: draw(st.integers(0, 3)) for t in teams}
+    occupancy = Occupancy(
+        capacity=capacity,
+        running_by_pool=running_by_pool,
+        running_by_team=running_by_team,
+        running_smoke=frozenset(running_smoke),
+        team_limit=draw(st.none() | st.integers(1, 5)),
+        served_by_team={t: draw(st.integers(0, 6)) for t in teams},
+    )
+    return candidates, queued, occupancy
+
+
+@settings(max_examples=400, deadline=None)
+@given(queues())
+def test_a_decision_over_the_launch_window_equals_one_over_the_whole_queue(
+    queue: tuple[list[Candidate], list[QueuedSubmission], Occupancy],
+) -> None:
+    candidates, queued, occupancy = queue
+    window = launch_window(queued, occupancy)
+    best: dict[int, list[Candidate]] = defaultdict(list)
+    for c in sorted(candidates, key=lambda c: (0 if c.smoke else 1, -c.expected_s, c.position, c.task_id)):
+        best[c.submission_id].append(c)
+    seen = [c for sub, limit in window.items() for c in best[sub][:limit]]
+    assert plan_launches(seen, occupancy) == plan_launches(candidates, occupancy)
+
+
+def test_the_launch_window_grows_with_free_slots_not_with_the_queue() -> None:
+    queued = [QueuedSubmission(i, f"team{i % 50}", "default", i, 20) for i in range(1000)]
+    occupancy = Occupancy(capacity={"default": 64}, running_by_pool={"default": 62}, running_by_team={})
+    window = launch_window(queued, occupancy)
+    assert sum(window.values()) == 50 * 3  # each team: its oldest submission's three best tasks
+    assert set(window) == set(range(50))
+    full = Occupancy(capacity={"default": 64}, running_by_pool={"default": 64}, running_by_team={})
+    assert launch_window(queued, full) == {}

@@ -15,6 +15,10 @@ runnable tasks to start now, given what is running:
 4. **Inside a team**: its oldest submission first (FIFO), so no submission starves.
 5. **Inside a submission**: smoke route first, then the longest expected route first (it bounds the
    makespan), then route position.
+
+:func:`launch_window` keeps a decision's cost proportional to the free slots rather than to the
+queue: from a summary of the queued submissions it names the few submissions, and how many of each
+one's best tasks, that :func:`plan_launches` could possibly pick now, so only those are read.
 """
 
 from __future__ import annotations
@@ -54,6 +58,54 @@ class Occupancy:
     running_smoke: frozenset[int] = frozenset()
     team_limit: int | None = None
     served_by_team: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedSubmission:
+    """A queued submission with pending route tasks, as :func:`launch_window` sees it.
+
+    ``order`` is the global arrival order (as in :class:`Candidate`); ``smoke_pending`` is True when
+    its smoke route has not started yet (then only that route may start), ``smoke_running`` when it
+    is running now (then none may).
+    """
+
+    submission_id: int
+    team: str
+    pool: str
+    order: int
+    pending: int
+    smoke_pending: bool = False
+    smoke_running: bool = False
+
+
+def launch_window(queued: Iterable[QueuedSubmission], occupancy: Occupancy) -> dict[int, int]:
+    """Submission id -> how many of its best pending tasks (in scheduler order) a decision must see.
+
+    :func:`plan_launches` over the tasks named here returns exactly what it returns over the whole
+    queue: per team and pool it launches at most ``free`` tasks, so it never gets past the first
+    ``free + 1`` smoke-gated submissions nor past the first ``free + 1`` other tasks, oldest
+    submission first. Seeing one more than it can take keeps every submission it touches non-empty,
+    so the team ordering (which looks at a team's oldest waiting submission) is unchanged too.
+    """
+    free = {pool: max(0, cap - occupancy.running_by_pool.get(pool, 0)) for pool, cap in occupancy.capacity.items()}
+    smoke_seen: dict[tuple[str, str], int] = defaultdict(int)
+    tasks_seen: dict[tuple[str, str], int] = defaultdict(int)
+    window: dict[int, int] = {}
+    for q in sorted(queued, key=lambda q: (q.order, q.submission_id)):
+        room = free.get(q.pool, 0)
+        if room <= 0 or q.smoke_running or q.pending <= 0:
+            continue
+        need = room + 1
+        group = (q.team, q.pool)
+        if q.smoke_pending:
+            if smoke_seen[group] < need:
+                smoke_seen[group] += 1
+                window[q.submission_id] = 1
+        elif tasks_seen[group] < need:
+            take = min(q.pending, need)
+            tasks_seen[group] += take
+            window[q.submission_id] = take
+    return window
 
 
 def _task_key(c: Candidate) -> tuple[int, float, int, int]:

@@ -37,7 +37,7 @@ from lbcloud.domain.blame import Blame, Failure, blame_of_record_status, should_
 from lbcloud.domain.errors import LbcloudError, Unavailable
 from lbcloud.domain.results.evalai_format import stdout_summary
 from lbcloud.domain.results.reader import parse_results
-from lbcloud.domain.scheduling import Candidate, Occupancy, plan_launches
+from lbcloud.domain.scheduling import Candidate, Occupancy, QueuedSubmission, launch_window, plan_launches
 from lbcloud.domain.submissions import Submission, SubmissionStatus
 from lbcloud.domain.tasks import Attempt, AttemptOutcome, AttemptStatus, NewRouteTask, RouteTask, RouteTaskStatus
 from lbcloud.domain.tracks import Track
@@ -595,66 +595,62 @@ class Dispatcher:
         started = time.perf_counter()
         live = self.store.live_attempts()
         by_pool: dict[str, int] = {}
-        by_team: dict[str, int] = {}
-        running_smoke: set[int] = set()
-        sub_cache: dict[int, Submission] = {}
         for attempt in live:
             by_pool[attempt.pool] = by_pool.get(attempt.pool, 0) + 1
-            if attempt.submission_id not in sub_cache:
-                sub_cache[attempt.submission_id] = self.store.get_submission(attempt.submission_id)
-                tasks = self.store.route_tasks(attempt.submission_id)
-                if any(t.smoke and t.status is RouteTaskStatus.RUNNING for t in tasks):
-                    running_smoke.add(attempt.submission_id)
-            team = sub_cache[attempt.submission_id].team
-            by_team[team] = by_team.get(team, 0) + 1
         if all(by_pool.get(pool, 0) >= cap for pool, cap in self.capacity.items()):
             return 0  # no room: nothing to decide
-        runnable = self.store.runnable_tasks()
-        self.metrics.queue_depth(len(runnable))
-        if not runnable:
+        queue = self.store.queued_work()
+        self.metrics.queue_depth(sum(work.pending for work in queue))
+        if not queue:
             return 0
-        # per submission: pending tasks and whether its smoke route is still waiting
-        pending: dict[int, int] = {}
-        smoke_waiting: set[int] = set(running_smoke)
-        for task, submission in runnable:
-            pending[submission.id] = pending.get(submission.id, 0) + 1
-            if task.smoke:
-                smoke_waiting.add(submission.id)
+        submissions = {work.submission.id: work.submission for work in queue}
+        by_team: dict[str, int] = {}
+        for attempt in live:
+            if attempt.submission_id not in submissions:
+                submissions[attempt.submission_id] = self.store.get_submission(attempt.submission_id)
+            team = submissions[attempt.submission_id].team
+            by_team[team] = by_team.get(team, 0) + 1
         served: dict[str, int] = {}
-        orders: dict[int, int] = {}
-        candidates = []
-        for task, submission in runnable:
+        queued: list[QueuedSubmission] = []
+        for work in queue:
+            submission = work.submission
             track = self.tracks.get(submission.track)
             if track is None:
                 continue
-            if submission.id not in orders:
-                orders[submission.id] = len(orders)
-                planned = self._planned_count(track)
-                served[submission.team] = served.get(submission.team, 0) + max(0, planned - pending[submission.id])
-            candidates.append(
-                Candidate(
-                    task_id=task.id,
-                    submission_id=submission.id,
-                    team=submission.team,
-                    pool=self.pool_of(track),
-                    order=orders[submission.id],
-                    expected_s=task.expected_s,
-                    position=task.position,
-                    smoke=task.smoke,
-                    smoke_pending=submission.id in smoke_waiting,
+            planned = self._planned_count(track)
+            served[submission.team] = served.get(submission.team, 0) + max(0, planned - work.pending)
+            queued.append(
+                QueuedSubmission(
+                    submission.id, submission.team, self.pool_of(track), len(queued), work.pending,
+                    smoke_pending=work.smoke_pending, smoke_running=work.smoke_running,
                 )
-            )
-        plan = plan_launches(
-            candidates,
-            Occupancy(
-                capacity=self.capacity,
-                running_by_pool=by_pool,
-                running_by_team=by_team,
-                running_smoke=frozenset(running_smoke),
-                team_limit=self.team_limit,
-                served_by_team=served,
-            ),
+            )  # fmt: skip
+        occupancy = Occupancy(
+            capacity=self.capacity,
+            running_by_pool=by_pool,
+            running_by_team=by_team,
+            running_smoke=frozenset(q.submission_id for q in queued if q.smoke_running),
+            team_limit=self.team_limit,
+            served_by_team=served,
         )
+        best = self.store.best_pending_tasks(launch_window(queued, occupancy))
+        runnable = [(task, submissions[q.submission_id]) for q in queued for task in best.get(q.submission_id, ())]
+        candidates = [
+            Candidate(
+                task_id=task.id,
+                submission_id=q.submission_id,
+                team=q.team,
+                pool=q.pool,
+                order=q.order,
+                expected_s=task.expected_s,
+                position=task.position,
+                smoke=task.smoke,
+                smoke_pending=q.smoke_pending or q.smoke_running,
+            )
+            for q in queued
+            for task in best.get(q.submission_id, ())
+        ]
+        plan = plan_launches(candidates, occupancy)
         self.metrics.scheduler_decision(time.perf_counter() - started, len(plan))
         by_id = {task.id: (task, submission) for task, submission in runnable}
         launched = 0

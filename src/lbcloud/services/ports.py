@@ -14,7 +14,7 @@ raise :class:`Conflict`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -100,6 +100,16 @@ class AttemptEnd:
     sim_ratio: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class QueuedWork:
+    """An active submission with pending route tasks: how many, and where its smoke route stands."""
+
+    submission: Submission
+    pending: int
+    smoke_pending: bool
+    smoke_running: bool
+
+
 class StateStore(Protocol):
     """Durable state. Every write is one transaction; every transition is idempotent."""
 
@@ -145,6 +155,15 @@ class StateStore(Protocol):
 
     def runnable_tasks(self) -> list[tuple[RouteTask, Submission]]:
         """Pending tasks of active submissions (with their submission), oldest submission first."""
+        ...
+
+    def queued_work(self) -> list[QueuedWork]:
+        """Active submissions with pending tasks, oldest first, without reading the tasks themselves."""
+        ...
+
+    def best_pending_tasks(self, limits: Mapping[int, int]) -> dict[int, list[RouteTask]]:
+        """Submission id -> its first ``limits[id]`` pending tasks in scheduler order (smoke route first,
+        then longest expected first, then position)."""
         ...
 
     def set_task_status(

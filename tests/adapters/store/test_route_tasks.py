@@ -8,7 +8,7 @@ from lbcloud.adapters.store import SqlStateStore
 from lbcloud.domain.blame import Blame
 from lbcloud.domain.errors import NotFound
 from lbcloud.domain.submissions import SubmissionStatus
-from lbcloud.domain.tasks import RouteTaskStatus
+from lbcloud.domain.tasks import NewRouteTask, RouteTaskStatus
 
 from .conftest import FakeClock, new_submission, queued_submission, route_plan
 
@@ -47,6 +47,58 @@ def test_runnable_tasks_are_pending_tasks_of_active_submissions_oldest_first(
     store.transition(newer.id, SubmissionStatus.CANCELLED)
     store.set_task_status(runnable[0][0].id, RouteTaskStatus.DONE, record_json="{}")
     assert [(s.id, t.position) for t, s in store.runnable_tasks()] == [(older.id, 1)]
+
+
+def test_queued_work_counts_pending_tasks_and_smoke_state_without_reading_tasks(
+    store: SqlStateStore, clock: FakeClock
+) -> None:
+    smoke_first = store.create_submission(new_submission(team="Alpha"))[0]
+    store.plan_route_tasks(
+        smoke_first.id,
+        [NewRouteTask(str(i), 0, i, 100.0, 60.0, smoke=i == 2) for i in range(4)],
+    )
+    store.transition(smoke_first.id, SubmissionStatus.QUEUED)
+    clock.advance(1)
+    plain = queued_submission(store, routes=3, team="Beta")
+    clock.advance(1)
+    drained = queued_submission(store, routes=1, team="Gamma")
+    store.set_task_status(store.route_tasks(drained.id)[0].id, RouteTaskStatus.DONE, record_json="{}")
+    not_queued, _ = store.create_submission(new_submission(team="Delta"))
+    store.plan_route_tasks(not_queued.id, route_plan(2))
+
+    work = store.queued_work()
+
+    assert [(w.submission.id, w.submission.team, w.pending, w.smoke_pending, w.smoke_running) for w in work] == [
+        (smoke_first.id, "Alpha", 4, True, False),
+        (plain.id, "Beta", 3, False, False),
+    ]
+    smoke_task = next(t for t in store.route_tasks(smoke_first.id) if t.smoke)
+    store.set_task_status(smoke_task.id, RouteTaskStatus.RUNNING)
+    head = store.queued_work()[0]
+    assert (head.pending, head.smoke_pending, head.smoke_running) == (3, False, True)
+
+
+def test_best_pending_tasks_are_smoke_then_longest_expected_then_position_per_submission(
+    store: SqlStateStore,
+) -> None:
+    first = store.create_submission(new_submission(team="Alpha"))[0]
+    expected = [30.0, 90.0, 60.0, 90.0, 10.0]
+    store.plan_route_tasks(
+        first.id, [NewRouteTask(str(i), 0, i, 100.0, e, smoke=i == 4) for i, e in enumerate(expected)]
+    )
+    second = queued_submission(store, routes=3, team="Beta")
+    ignored = queued_submission(store, routes=2, team="Gamma")
+    tasks = store.route_tasks(first.id)
+    store.set_task_status(tasks[1].id, RouteTaskStatus.RUNNING)  # running tasks are not pending
+
+    best = store.best_pending_tasks({first.id: 3, second.id: 1, ignored.id: 0})
+
+    assert [t.position for t in best[first.id]] == [4, 3, 2]
+    assert [t.position for t in best[second.id]] == [0]
+    assert ignored.id not in best
+    everything = store.best_pending_tasks({first.id: 99})
+    assert [t.position for t in everything[first.id]] == [4, 3, 2, 0]
+    assert store.best_pending_tasks({}) == {}
 
 
 def test_set_task_status_keeps_the_record_unless_a_new_one_is_given(store: SqlStateStore) -> None:

@@ -124,6 +124,7 @@ class RouteTaskRow(Base):
     __table_args__ = (
         UniqueConstraint("submission_id", "route_id", "repetition", name="uq_route_tasks_submission_route_rep"),
         Index("ix_route_tasks_status", "status"),
+        Index("ix_route_tasks_submission_status", "submission_id", "status"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -11,12 +11,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, Insert, and_, func, select, text, update
+from sqlalchemy import Engine, Insert, and_, case, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -50,11 +50,12 @@ from lbcloud.domain.submissions import (
 )
 from lbcloud.domain.tasks import Attempt, AttemptStatus, NewRouteTask, RouteTask, RouteTaskStatus
 from lbcloud.domain.tracks import Track
-from lbcloud.services.ports import ArtifactRef, AttemptEnd, Clock, Event, MergedResult, StateStore
+from lbcloud.services.ports import ArtifactRef, AttemptEnd, Clock, Event, MergedResult, QueuedWork, StateStore
 
 TOKEN_BYTES = 32
 EVENTS_LOCK_ID = 7_324_019_552  # PostgreSQL advisory lock serialising event writers
 _ENDED = AttemptStatus.ENDED.value
+IN_CHUNK = 500  # submission ids per IN (...) list, well under every backend's bound-parameter limit
 
 
 class SqlStateStore:
@@ -361,6 +362,71 @@ class SqlStateStore:
                 for row in session.execute(task_query)
                 if row.submission_id in by_id
             ]
+
+    def queued_work(self) -> list[QueuedWork]:
+        tasks = RouteTaskRow.__table__
+        subs = SubmissionRow.__table__
+        pending = tasks.c.status == RouteTaskStatus.PENDING.value
+        running = tasks.c.status == RouteTaskStatus.RUNNING.value
+        smoke = tasks.c.smoke.is_(True)
+        counts = (
+            select(
+                tasks.c.submission_id,
+                func.sum(case((pending, 1), else_=0)).label("pending"),
+                func.max(case((and_(smoke, pending), 1), else_=0)).label("smoke_pending"),
+                func.max(case((and_(smoke, running), 1), else_=0)).label("smoke_running"),
+            )
+            .where(tasks.c.status.in_([RouteTaskStatus.PENDING.value, RouteTaskStatus.RUNNING.value]))
+            .group_by(tasks.c.submission_id)
+            .subquery()
+        )
+        query = (
+            select(subs, counts.c.pending, counts.c.smoke_pending, counts.c.smoke_running)
+            .join(counts, counts.c.submission_id == subs.c.id)
+            .where(subs.c.status.in_([s.value for s in ACTIVE]), counts.c.pending > 0)
+            .order_by(subs.c.created_at, subs.c.id)
+        )
+        with self._tx("summarising the queue", write=False) as session:
+            return [
+                QueuedWork(
+                    rows.submission(row),  # type: ignore[arg-type]
+                    int(row.pending),
+                    smoke_pending=bool(row.smoke_pending),
+                    smoke_running=bool(row.smoke_running),
+                )
+                for row in session.execute(query)
+            ]
+
+    def best_pending_tasks(self, limits: Mapping[int, int]) -> dict[int, list[RouteTask]]:
+        tasks = RouteTaskRow.__table__
+        rank = (
+            func.row_number()
+            .over(
+                partition_by=tasks.c.submission_id,
+                order_by=(tasks.c.smoke.desc(), tasks.c.expected_s.desc(), tasks.c.position, tasks.c.id),
+            )
+            .label("rank")
+        )
+        by_limit: dict[int, list[int]] = {}
+        for submission_id, limit in limits.items():
+            if limit > 0:
+                by_limit.setdefault(limit, []).append(submission_id)
+        found: dict[int, list[RouteTask]] = {}
+        with self._tx("reading the best pending route tasks", write=False) as session:
+            for limit, ids in by_limit.items():
+                for start in range(0, len(ids), IN_CHUNK):
+                    ranked = (
+                        select(tasks, rank)
+                        .where(
+                            tasks.c.status == RouteTaskStatus.PENDING.value,
+                            tasks.c.submission_id.in_(ids[start : start + IN_CHUNK]),
+                        )
+                        .subquery()
+                    )
+                    query = select(ranked).where(ranked.c.rank <= limit).order_by(ranked.c.submission_id, ranked.c.rank)
+                    for row in session.execute(query):
+                        found.setdefault(row.submission_id, []).append(rows.route_task(row))  # type: ignore[arg-type]
+        return found
 
     def set_task_status(
         self,
