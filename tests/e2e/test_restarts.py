@@ -19,6 +19,7 @@ import yaml
 
 from lbcloud.adapters.artifacts import S3ArtifactStore
 from lbcloud.domain.artifact_keys import manifest_key, merged_key, route_record_key
+from lbcloud.domain.blame import Blame
 from lbcloud.domain.submissions import SubmissionStatus
 from lbcloud.domain.tasks import AttemptOutcome, RouteTaskStatus
 from lbcloud.entrypoints.wiring import System
@@ -77,12 +78,18 @@ def test_dispatcher_sigkill_mid_run_then_restart_loses_and_duplicates_nothing(
     try:
         # kill it while attempts are running and after at least one record was merged
         wait_for(
-            lambda: any(system.store.merged_result(i) is not None for i in ids) and bool(system.store.live_attempts()),
+            lambda: (
+                any(system.store.merged_result(i) is not None for i in ids)
+                and any(a.handle for a in system.store.live_attempts())
+            ),
             180,
         )
         os.killpg(first.pid, signal.SIGKILL)
         first.wait(timeout=10)
-        in_flight = {a.id for a in system.store.live_attempts()}
+        live = system.store.live_attempts()
+        # an attempt claimed but not yet started when the kill landed has no handle: it is lost and re-run
+        in_flight = {a.id for a in live if a.handle}
+        unstarted = {a.id for a in live if not a.handle}
         assert in_flight, "the kill landed while attempts were running"
         second = start()
         try:
@@ -97,6 +104,10 @@ def test_dispatcher_sigkill_mid_run_then_restart_loses_and_duplicates_nothing(
     for attempt_id in in_flight:
         adopted = system.store.get_attempt(attempt_id)
         assert adopted.outcome is AttemptOutcome.RECORD, "attempts in flight during the kill were collected, not rerun"
+    for attempt_id in unstarted:
+        lost = system.store.get_attempt(attempt_id)
+        assert lost.outcome is AttemptOutcome.LOST and lost.blame is Blame.INFRASTRUCTURE
+        assert lost.reason == "the dispatcher stopped before the attempt was started"
 
 
 @pytest.mark.postgres
