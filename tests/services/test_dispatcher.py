@@ -7,7 +7,7 @@ processes are in tests/e2e/.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -19,11 +19,11 @@ from lbcloud.domain.artifact_keys import manifest_key, merged_key, route_record_
 from lbcloud.domain.blame import Blame
 from lbcloud.domain.results.reader import parse_results
 from lbcloud.domain.submissions import AgentKind, AgentRef, NewSubmission, SubmissionStatus
-from lbcloud.domain.tasks import RouteTaskStatus
+from lbcloud.domain.tasks import Attempt, RouteTaskStatus
 from lbcloud.domain.tracks import Track
 from lbcloud.services.control import cancel_submission, resume_submission
 from lbcloud.services.dispatcher import Dispatcher
-from lbcloud.services.ports import ArtifactStore
+from lbcloud.services.ports import ArtifactStore, AttemptSpec, BackendEvent, BackendEventKind
 from tests.services.artifact_helpers import folder_artifacts
 from tests.services.dispatch_helpers import ScriptedBackend, make_track
 
@@ -273,6 +273,41 @@ def test_a_restarted_dispatcher_adopts_live_attempts_and_loses_nothing(
     second.tick()
     assert store.get_submission(sid).status is S.FINISHED
     assert len(backend.launched) == 3, "no route task ran twice"
+
+
+class _Killed(BaseException):
+    """The dispatcher process dying mid-launch."""
+
+
+class _DiesAfterStarting(ScriptedBackend):
+    def launch(self, spec: AttemptSpec) -> str:
+        super().launch(spec)
+        raise _Killed  # started, but the handle never reaches the store
+
+
+class _FindsStartedAttempts(ScriptedBackend):
+    def adopt(self, attempts: Sequence[Attempt]) -> list[BackendEvent]:
+        super().adopt(attempts)
+        return [
+            BackendEvent(a.id, BackendEventKind.RUNNING, handle=f"found-{a.id}") for a in attempts if a.handle is None
+        ]
+
+
+def test_an_attempt_started_before_a_crash_is_given_its_handle_and_can_be_cancelled(
+    store: SqlStateStore, artifacts: ArtifactStore, track: Track
+) -> None:
+    sid = _submit(store, track)
+    with pytest.raises(_Killed):
+        _dispatcher(store, artifacts, track, _DiesAfterStarting()).tick()
+    (orphan,) = store.live_attempts()
+    assert orphan.handle is None
+    backend = _FindsStartedAttempts()
+    second = _dispatcher(store, artifacts, track, backend)
+    second.tick()
+    assert store.get_attempt(orphan.id).handle == f"found-{orphan.id}"
+    cancel_submission(store, sid, "operator cancel")
+    second.tick()
+    assert backend.cancelled == [orphan.id], "the found attempt is stopped like any other"
 
 
 def test_two_dispatchers_on_one_store_never_launch_a_task_twice(

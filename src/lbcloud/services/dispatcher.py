@@ -327,6 +327,9 @@ class Dispatcher:
 
     def _handle_event(self, event: BackendEvent) -> bool:
         attempt = self.store.get_attempt(event.attempt_id)
+        if event.handle and not attempt.handle and attempt.status is not AttemptStatus.ENDED:
+            self.store.set_attempt_handle(attempt.id, event.handle)
+            attempt = self.store.get_attempt(attempt.id)
         for stream, data in event.logs.items():
             self._put(attempt_log_key(attempt.submission_id, attempt.id, LogStream(stream)), data, "text/plain")
         if event.kind is BackendEventKind.RUNNING:

@@ -303,7 +303,9 @@ class BackendEventKind(StrEnum):
 class BackendEvent:
     """A change a backend observed. For ``ended``, ``outcome``/``blame`` say how it went,
     ``record_json`` holds the route record when the evaluator wrote one, and ``message`` may carry
-    the evaluator's own explanation of a failure (e.g. its last error line)."""
+    the evaluator's own explanation of a failure (e.g. its last error line). ``handle`` is the
+    attempt's handle when the backend knows it: the dispatcher records it if the store has none (an
+    attempt found again after a restart that interrupted its launch)."""
 
     attempt_id: int
     kind: BackendEventKind
@@ -317,6 +319,7 @@ class BackendEvent:
     node: str | None = None
     sim_ratio: float | None = None
     logs: dict[str, bytes] = field(default_factory=dict)
+    handle: str | None = None
 
 
 class AttemptBackend(Protocol):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -72,6 +74,45 @@ def test_adopting_attempts_without_a_trace_reports_them_lost(tmp_path: Path) -> 
     assert all(e.kind is BackendEventKind.ENDED and e.outcome is AttemptOutcome.LOST for e in events)
     assert all(e.blame is Blame.INFRASTRUCTURE for e in events)
     assert events[2].logs["agent"] == b"last words\n", "what the attempt logged is kept"
+
+
+def _started_folder(work: Path, attempt_id: int, pid: int) -> Path:
+    folder = work / f"attempt-{attempt_id}"
+    folder.mkdir(parents=True)
+    (folder / "attempt.json").write_text(json.dumps({"attempt": attempt_id, "submission": 1, "repetition": 0}))
+    (folder / "spec.json").write_text(json.dumps({"port": 1}))
+    (folder / "supervisor.pid").write_text(f"{pid}\n")
+    return folder
+
+
+def test_an_attempt_started_but_never_given_its_handle_is_found_and_reports_it(tmp_path: Path) -> None:
+    backend = LocalBackend(tmp_path / "work", FilesystemArtifactStore(tmp_path / "art"))
+    supervisor = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        folder = _started_folder(tmp_path / "work", 5, supervisor.pid)
+        (folder / "simulator.ready").write_text("")
+        assert backend.adopt([_attempt(5, None)]) == [], "a running supervisor is re-attached, not lost"
+        (event,) = backend.poll()
+        assert event.kind is BackendEventKind.RUNNING and event.handle == str(folder)
+        assert backend.poll() == []
+    finally:
+        supervisor.kill()
+        supervisor.wait()
+
+
+def test_an_unstarted_attempt_whose_supervisor_comes_late_is_lost_and_the_supervisor_stands_down(
+    tmp_path: Path,
+) -> None:
+    backend = LocalBackend(tmp_path / "work", FilesystemArtifactStore(tmp_path / "art"))
+    folder = _started_folder(tmp_path / "work", 6, 999_999_999)
+    (event,) = backend.adopt([_attempt(6, None)])
+    assert event.outcome is AttemptOutcome.LOST and event.blame is Blame.INFRASTRUCTURE
+    late = subprocess.run(
+        [sys.executable, "-m", "lbcloud.adapters.backends.local_supervisor", str(folder)], timeout=60, check=False
+    )
+    assert late.returncode == 0
+    assert not (folder / "simulator.log").exists(), "the late supervisor started nothing"
+    assert json.loads((folder / "result.json").read_text())["ended_by"] == "cancelled"
 
 
 def test_an_attempt_that_ended_while_nobody_watched_is_collected_on_the_next_poll(tmp_path: Path) -> None:

@@ -191,7 +191,12 @@ class LocalBackend:
                 continue
             if not tracked.running_reported and (tracked.workdir / READY_FILE).exists():
                 tracked.running_reported = True
-                events.append(BackendEvent(attempt_id, BackendEventKind.RUNNING, "simulator ready, agent starting"))
+                events.append(
+                    BackendEvent(
+                        attempt_id, BackendEventKind.RUNNING, "simulator ready, agent starting",
+                        handle=str(tracked.workdir),
+                    )
+                )  # fmt: skip
             if now - tracked.last_log_upload >= LOG_UPLOAD_INTERVAL_S:
                 self._upload_logs(tracked)
                 tracked.last_log_upload = now
@@ -338,10 +343,13 @@ class LocalBackend:
         for attempt in attempts:
             if attempt.id in self._tracked:
                 continue
-            if not attempt.handle:
+            # No handle: the dispatcher stopped between claiming the attempt and recording its handle.
+            # The supervisor may have started anyway; its folder name is known, so look there.
+            found_late = not attempt.handle
+            folder = Path(attempt.handle) if attempt.handle else self.workdir / f"attempt-{attempt.id}"
+            if found_late and not (folder / "spec.json").exists():
                 events.append(_lost(attempt.id, "the dispatcher stopped before the attempt was started"))
                 continue
-            folder = Path(attempt.handle)
             try:
                 info = json.loads((folder / "attempt.json").read_text())
                 spec = json.loads((folder / "spec.json").read_text())
@@ -349,10 +357,13 @@ class LocalBackend:
                 events.append(_lost(attempt.id, f"no trace of the attempt in {folder}"))
                 continue
             tracked = _Tracked(attempt.id, attempt.submission_id, folder, int(info.get("repetition", 0)), spec["port"])
-            tracked.running_reported = (folder / READY_FILE).exists()
+            # a late find reports running again, so the dispatcher learns its handle
+            tracked.running_reported = not found_late and (folder / READY_FILE).exists()
             if (folder / RESULT_FILE).exists() or self._supervisor_alive(tracked):
                 self._tracked[attempt.id] = tracked  # collected by the next poll
             else:
+                if found_late:  # a supervisor starting right now sees this result and stands down
+                    self.cancel(attempt.id, str(folder))
                 reason = "the attempt's processes are gone and left no result"
                 events.append(_lost(attempt.id, reason, self._read_logs(tracked)))
         return events

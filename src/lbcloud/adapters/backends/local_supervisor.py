@@ -261,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     workdir = Path(args[0])
     (workdir / PID_FILE).write_text(f"{os.getpid()}\n")
+    if (workdir / RESULT_FILE).exists():
+        return 0  # the attempt was ended before this supervisor got going (abandoned after a restart)
     Supervisor(workdir).run()
     return 0
 
