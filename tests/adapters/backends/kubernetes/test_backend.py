@@ -195,6 +195,20 @@ def test_adopt_after_restart_reattaches_by_label_and_loses_nothing(
     assert fake_api.calls["create Job"] == 3, "adopting creates nothing"
 
 
+def test_adopt_finds_a_job_whose_name_the_dispatcher_never_recorded(
+    make_backend: MakeBackend, fake_api: FakeKubeApi
+) -> None:
+    first = make_backend()
+    handle = first.launch(attempt_spec(5))
+    fake_api.set_pod_status(handle, pod_states.running())
+    for informer in first.informers:  # the dispatcher dies before storing the handle
+        informer.stop(0)
+    second = make_backend()
+    assert second.adopt([_attempt(5, None)]) == []
+    running = wait_for(second, 5, BackendEventKind.RUNNING)
+    assert running.handle == handle, "the dispatcher learns the Job's name, so it can cancel it"
+
+
 def test_watch_relists_after_410_gone_and_misses_no_change(
     make_backend: MakeBackend, fake_api: FakeKubeApi, artifacts: MemoryArtifacts
 ) -> None:

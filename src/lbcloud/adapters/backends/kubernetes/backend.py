@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from lbcloud.adapters.backends.kubernetes.blame import Phase, Verdict, assess, attempt_id_of, job_failed
 from lbcloud.adapters.backends.kubernetes.client import Kind, KubeApi, KubeApiError
@@ -407,6 +407,9 @@ class KubernetesBackend:
                     )
                 continue
             event = self._assess(tracked)
+            if event is not None and attempt.handle is None:
+                # the dispatcher stopped before recording the Job's name: tell it now (to cancel it)
+                event = replace(event, handle=name)
             if event is not None and event.kind is BackendEventKind.ENDED:
                 events.append(event)
             elif event is not None:
