@@ -1,0 +1,48 @@
+"""Every benchmark runs with small arguments and prints its figures (the full runs are in docs/benchmarks.md).
+
+These check that the benchmarks still work, not how fast anything is.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+SMALL_RUNS = {
+    "control_plane": (
+        ["--submissions", "20", "--seconds", "2", "--steady-ticks", "5"],
+        [r"one slot frees per tick, 5 decisions: median [\d.]+ ms", r"dispatcher CPU: [\d.]+ CPU-s per minute"],
+    ),
+    "scheduler": (
+        ["--seeds", "3"],
+        [r"reference static split\s+mean [\d.]+", r"makespan / lower bound: lbcloud [\d.]+, reference [\d.]+"],
+    ),
+    "results": (["--sizes", "20,200"], [r"merge files \+ global record\s+[\d.]+ s\s+[\d,]+ records/s"]),
+    "store": (["--tasks", "100", "--transitions", "50"], [r"claim \(two racing\)\s+200 tries.*none twice"]),
+    "k8s": (["--attempts", "10", "--seconds", "1"], [r"route task ready -> Job created .*n=10 median [\d.]+ ms"]),
+    "evalai": (["--routes", "3", "--route-interval", "10"], [r"EvalAI requests for one 3-route submission"]),
+}
+
+
+def test_every_benchmark_has_a_small_run_here_or_an_end_to_end_test() -> None:
+    # sumo, demo and sse drive real simulators for a minute or more; the suite covers their paths end to end
+    names = {p.stem.removeprefix("bench_") for p in BENCHMARKS.glob("bench_*.py")}
+    assert names - set(SMALL_RUNS) == {"sumo", "demo", "sse"}
+
+
+@pytest.mark.parametrize("name", sorted(SMALL_RUNS))
+def test_benchmark_runs_and_prints_its_figures(name: str) -> None:
+    args, patterns = SMALL_RUNS[name]
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / f"bench_{name}.py"), *args],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    for pattern in patterns:
+        assert re.search(pattern, done.stdout), f"{pattern!r} not in:\n{done.stdout}"
