@@ -69,7 +69,9 @@ def test_adopting_attempts_without_a_trace_reports_them_lost(tmp_path: Path) -> 
     (gone / "spec.json").write_text(json.dumps({"port": 1}))
     (gone / "supervisor.pid").write_text("999999999\n")
     (gone / "agent.log").write_text("last words\n")
+    (tmp_path / "work" / "attempt-1").mkdir()  # the stop came right after the folder was made
     events = backend.adopt([_attempt(1, None), _attempt(2, str(tmp_path / "missing")), _attempt(3, str(gone))])
+    assert not (tmp_path / "work" / "attempt-1").exists(), "an empty folder left by the stop is removed"
     assert [e.attempt_id for e in events] == [1, 2, 3]
     assert all(e.kind is BackendEventKind.ENDED and e.outcome is AttemptOutcome.LOST for e in events)
     assert all(e.blame is Blame.INFRASTRUCTURE for e in events)

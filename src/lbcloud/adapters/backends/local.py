@@ -348,6 +348,8 @@ class LocalBackend:
             found_late = not attempt.handle
             folder = Path(attempt.handle) if attempt.handle else self.workdir / f"attempt-{attempt.id}"
             if found_late and not (folder / "spec.json").exists():
+                with contextlib.suppress(OSError):
+                    folder.rmdir()  # created just before the stop, still empty
                 events.append(_lost(attempt.id, "the dispatcher stopped before the attempt was started"))
                 continue
             try:
