@@ -637,7 +637,6 @@ class Dispatcher:
             served_by_team=served,
         )
         best = self.store.best_pending_tasks(launch_window(queued, occupancy))
-        runnable = [(task, submissions[q.submission_id]) for q in queued for task in best.get(q.submission_id, ())]
         candidates = [
             Candidate(
                 task_id=task.id,
@@ -655,7 +654,7 @@ class Dispatcher:
         ]
         plan = plan_launches(candidates, occupancy)
         self.metrics.scheduler_decision(time.perf_counter() - started, len(plan))
-        by_id = {task.id: (task, submission) for task, submission in runnable}
+        by_id = {t.id: (t, submissions[q.submission_id]) for q in queued for t in best.get(q.submission_id, ())}
         launched = 0
         for choice in plan:
             task, submission = by_id[choice.task_id]
