@@ -134,7 +134,7 @@ def bench(url: str, label: str, tasks: int, transitions: int) -> None:
 @contextlib.contextmanager
 def throwaway_postgres() -> Iterator[str | None]:
     try:
-        from tests.services.postgres import PostgresServer, _bin_dir, _server_user
+        from tests.services.postgres import _bin_dir, running_server
     except ImportError:
         yield None
         return
@@ -142,24 +142,8 @@ def throwaway_postgres() -> Iterator[str | None]:
     if bin_dir is None:
         yield None
         return
-    import os
-    import pwd
-    import shutil
-
-    root = Path(tempfile.mkdtemp(prefix="lbcloud-bench-pg-"))
-    run_as = _server_user()
-    if run_as:
-        user = pwd.getpwnam(run_as)
-        os.chown(root, user.pw_uid, user.pw_gid)
-    server = PostgresServer(bin_dir, root, run_as)
-    try:
-        server.init()
-        server.start()
+    with running_server(bin_dir, prefix="lbcloud-bench-pg-") as server:
         yield server.create_database("bench")
-    finally:
-        with contextlib.suppress(Exception):
-            server.stop("immediate")
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def main() -> None:

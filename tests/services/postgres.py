@@ -123,13 +123,11 @@ def _server_user() -> str | None:
     return "postgres"
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    bin_dir = _bin_dir()
-    if bin_dir is None:
-        pytest.skip("PostgreSQL binaries not found (/usr/lib/postgresql/*/bin/initdb): apt-get install postgresql")
+@contextlib.contextmanager
+def running_server(bin_dir: Path, prefix: str = "lbcloud-pg-") -> Iterator[PostgresServer]:
+    """A throwaway server in a fresh temporary folder, stopped and removed afterwards."""
     run_as = _server_user()
-    root = Path(tempfile.mkdtemp(prefix="lbcloud-pg-"))
+    root = Path(tempfile.mkdtemp(prefix=prefix))
     if run_as:
         user = pwd.getpwnam(run_as)
         os.chown(root, user.pw_uid, user.pw_gid)
@@ -142,6 +140,15 @@ def postgres_server() -> Iterator[PostgresServer]:
         with contextlib.suppress(Exception):
             server.stop("immediate")
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    bin_dir = _bin_dir()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL binaries not found (/usr/lib/postgresql/*/bin/initdb): apt-get install postgresql")
+    with running_server(bin_dir) as server:
+        yield server
 
 
 @pytest.fixture

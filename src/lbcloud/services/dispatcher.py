@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 
 from lbcloud.domain.artifact_keys import (
@@ -329,7 +329,7 @@ class Dispatcher:
         attempt = self.store.get_attempt(event.attempt_id)
         if event.handle and not attempt.handle and attempt.status is not AttemptStatus.ENDED:
             self.store.set_attempt_handle(attempt.id, event.handle)
-            attempt = self.store.get_attempt(attempt.id)
+            attempt = replace(attempt, handle=event.handle)
         for stream, data in event.logs.items():
             self._put(attempt_log_key(attempt.submission_id, attempt.id, LogStream(stream)), data, "text/plain")
         if event.kind is BackendEventKind.RUNNING:

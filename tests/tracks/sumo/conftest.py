@@ -62,11 +62,14 @@ def listening_addresses(port: int) -> list[str]:
     return [c.laddr.ip for c in psutil.net_connections("tcp") if c.status == "LISTEN" and c.laddr.port == port]
 
 
-def wait_listening(port: int, timeout: float = 30.0) -> None:
+def wait_listening(port: int, timeout: float = 30.0, process: subprocess.Popen[bytes] | None = None) -> None:
+    """Wait until something listens on ``port``; give up early if ``process`` (the would-be listener) exits."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if listening_addresses(port):
             return
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the simulator server did not listen on 127.0.0.1:{port} (status {process.poll()})")
         time.sleep(0.05)
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
 
@@ -99,11 +102,7 @@ def start_server(tmp: Path, cache: Path, port: int | None = None) -> Server:
         if process.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError("the simulator server did not start")
         time.sleep(0.05)
-    deadline = time.monotonic() + 30
-    while not listening_addresses(port):
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"the simulator server did not listen on 127.0.0.1:{port} (status {process.poll()})")
-        time.sleep(0.05)
+    wait_listening(port, process=process)
     return Server(port, process, pid_file)
 
 

@@ -20,7 +20,6 @@ import json
 import logging
 import random
 import threading
-import time
 from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -30,6 +29,7 @@ from urllib.parse import urljoin
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
+from lbcloud.adapters.clock import SystemClock
 from lbcloud.adapters.evalai.errors import (
     EvalAIAuthError,
     EvalAIError,
@@ -52,17 +52,6 @@ from lbcloud.services.ports import Clock
 log = logging.getLogger(__name__)
 
 MAX_RETRY_AFTER_S = 300.0
-
-
-class _MonotonicClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(seconds)
 
 
 class RequestBudget:
@@ -160,7 +149,7 @@ class EvalAIClient:
         rng: random.Random | None = None,
     ) -> None:
         self.config = config
-        self._clock: Clock = clock or _MonotonicClock()
+        self._clock: Clock = clock or SystemClock()
         self._rng = rng or random.Random()
         self._budget = RequestBudget(config.requests_per_minute, self._clock)
         self._http = httpx.Client(
