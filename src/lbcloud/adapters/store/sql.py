@@ -343,8 +343,9 @@ class SqlStateStore:
             return rows.route_task(self._task_row(session, task_id))
 
     def runnable_tasks(self) -> list[tuple[RouteTask, Submission]]:
-        # plain rows, one Submission per submission: this runs on every dispatcher tick over the
-        # whole queue, where ORM entities per row cost more than the query itself
+        # plain rows, one Submission per submission: over a whole queue, ORM entities per row cost
+        # more than the query itself (the dispatcher reads only its launch window: queued_work and
+        # best_pending_tasks)
         tasks = RouteTaskRow.__table__
         subs = SubmissionRow.__table__
         active = [s.value for s in ACTIVE]
