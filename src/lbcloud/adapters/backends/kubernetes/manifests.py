@@ -48,6 +48,7 @@ Manifest = dict[str, Any]
 
 GpuSharing = Literal["device-handoff", "dra"]
 Compat = Literal["current", "1.20"]
+PullPolicy = Literal["Always", "IfNotPresent", "Never"]
 
 # label keys ---------------------------------------------------------------------------------------
 LABEL_SUBMISSION = "lbcloud.io/submission"
@@ -140,6 +141,9 @@ class KubernetesConfig:
     reporter_interval_s: float = 2.0
     dns_namespace: str = "kube-system"
     dns_pod_labels: tuple[tuple[str, str], ...] = (("k8s-app", "kube-dns"),)
+    image_pull_policy: PullPolicy | None = None
+    """``None``: the cluster's default (``Always`` for ``:latest`` tags); ``Never`` where images are
+    loaded onto nodes by hand (no registry)."""
 
     def __post_init__(self) -> None:
         if not DNS_LABEL.match(self.namespace):
@@ -150,6 +154,10 @@ class KubernetesConfig:
             raise ConfigError(f"kubernetes.gpu_sharing must be 'device-handoff' or 'dra', not {self.gpu_sharing!r}")
         if self.compat not in ("current", "1.20"):
             raise ConfigError(f"kubernetes compat must be 'current' or '1.20', not {self.compat!r}")
+        if self.image_pull_policy not in (None, "Always", "IfNotPresent", "Never"):
+            raise ConfigError(
+                f"kubernetes.image_pull_policy must be Always, IfNotPresent or Never, not {self.image_pull_policy!r}"
+            )
 
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> KubernetesConfig:
@@ -494,10 +502,12 @@ def render_job(spec: AttemptSpec, config: KubernetesConfig) -> Manifest:
     port = images.simulator_port
 
     volumes: list[Manifest] = [
-        {"name": n, "emptyDir": {}} for n in ("staging", "contents", "results", "logs", "run", "agent-tmp", "sim-tmp")
+        {"name": n, "emptyDir": {}} for n in ("staging", "contents", "results", "logs", "run", "tmp")
     ]
+    # `cp -R`, not `cp -a`: the non-root container may not set the times or owner of the emptyDir
+    # itself (root's), and `cp -a .../. dir/` tries to, failing the copy on a real node
     contents_copy = " && ".join(
-        f"cp -a {shlex.quote(p.rstrip('/') + '/.')} {STAGING_DIR}/" for p in images.contents_paths
+        f"cp -R {shlex.quote(p.rstrip('/') + '/.')} {STAGING_DIR}/" for p in images.contents_paths
     )
     small = _resources("100m", "256Mi")
     init_containers: list[Manifest] = [
@@ -549,7 +559,9 @@ def render_job(spec: AttemptSpec, config: KubernetesConfig) -> Manifest:
         "volumeMounts": [
             _mount("logs", LOGS_DIR),
             _mount("run", RUN_DIR, read_only=True),
-            _mount("sim-tmp", "/tmp"),
+            # shared with the agent container: the evaluator hands the simulator files by path (the
+            # SUMO track writes each route's demand there), as processes on one machine do
+            _mount("tmp", "/tmp"),
         ],
     }
     agent_limits = {"nvidia.com/gpu": str(gpus)} if gpu_handoff else None
@@ -571,13 +583,16 @@ def render_job(spec: AttemptSpec, config: KubernetesConfig) -> Manifest:
             _mount("results", RESULTS_DIR),
             _mount("logs", LOGS_DIR),
             _mount("run", RUN_DIR),
-            _mount("agent-tmp", "/tmp"),
+            _mount("tmp", "/tmp"),
         ],
     }
     if dra:
         simulator["resources"]["claims"] = [{"name": "gpu"}]
         agent["resources"]["claims"] = [{"name": "gpu"}]
 
+    if config.image_pull_policy is not None:
+        for container in (*init_containers, reporter, simulator, agent):
+            container["imagePullPolicy"] = config.image_pull_policy
     if co_container:
         containers = [agent, simulator, reporter]
     else:
