@@ -272,7 +272,9 @@ class _Placeholders(dict[str, str]):
 
 
 def _placeholders(spec: AttemptSpec, port: int) -> dict[str, str]:
-    agent_config = spec.agent.config if spec.agent.kind is AgentKind.IMAGE and spec.agent.config else "\0TEAM_CONFIG\0"
+    # `?`: TEAM_CONFIG is optional (the leaderboard's convention), so an unset one is empty, not a
+    # `set -u` failure that would look like our command line's fault (exit 2)
+    agent_config = spec.agent.config if spec.agent.kind is AgentKind.IMAGE and spec.agent.config else "\0?TEAM_CONFIG\0"
     return _Placeholders(
         {
             "port": str(port),
@@ -331,20 +333,32 @@ def agent_script(spec: AttemptSpec, *, co_container: bool, gpu_handoff: bool) ->
             f" && mv {GPU_UUID_FILE}.tmp {GPU_UUID_FILE}"
             f" || {{ echo 'lbcloud: cannot read the GPU UUID' >&2; echo 2 > {AGENT_EXIT_FILE}; exit 2; }}",
         ]
+    log = f"{LOGS_DIR}/agent.log"
+    if "TEAM_AGENT" in command:
+        lines += [
+            "# the participant's image names its agent in $TEAM_AGENT: without it nothing can run (agent's fault)",
+            'if [ -z "${TEAM_AGENT:-}" ]; then',
+            f"  echo 'lbcloud: the agent image does not set TEAM_AGENT (the path of its agent)' | tee -a {log} >&2",
+            f"  echo {EXIT_AGENT_REJECTED} > {AGENT_EXIT_FILE}; exit {EXIT_AGENT_REJECTED}",
+            "fi",
+        ]
     if co_container:
         waits = max(1, math.ceil(spec.track.setup_timeout_s))
         lines += [
-            "n=0",
+            "started=$(date +%s)",
             f"while [ ! -f {SIMULATOR_READY_FILE} ]; do",
-            f"  n=$((n+1)); if [ $n -gt {waits} ]; then",
+            f'  if [ $(($(date +%s) - started)) -ge {waits} ]; then',
             f"    echo 'lbcloud: simulator not ready after {waits} s' >&2; echo 5 > {AGENT_EXIT_FILE}; exit 5",
-            "  fi; sleep 1",
+            "  fi; sleep 0.2 2>/dev/null || sleep 1",
             "done",
         ]
-    log = f"{LOGS_DIR}/agent.log"
+    lines += [
+        "# when the evaluator started (and the simulator became ready): participants and benchmarks read it",
+        f"ready=$(date -r {SIMULATOR_READY_FILE} +%s.%N 2>/dev/null || echo -)",
+        f'echo "lbcloud: simulator ready at $ready, evaluator started at $(date +%s.%N 2>/dev/null || date +%s)" >> {log}',
+    ]
     silence = max(1, math.ceil(spec.track.silence_timeout_s))
     lines += [
-        f"touch {log}",
         f"{command} >> {log} 2>&1 &",
         "pid=$!",
         f"tail -n +1 -f {log} 2>/dev/null &  # mirror to the container's stdout (kubectl logs)",
