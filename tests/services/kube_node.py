@@ -61,7 +61,12 @@ class KubeNode:
 
     def env(self) -> dict[str, str]:
         """The environment with ``KUBECONFIG`` and ``DOCKER_HOST`` (the node's dockerd) set."""
-        return {**os.environ, **dict(self.env_base), "KUBECONFIG": str(self.kubeconfig), "DOCKER_HOST": self.docker_host}
+        return {
+            **os.environ,
+            **dict(self.env_base),
+            "KUBECONFIG": str(self.kubeconfig),
+            "DOCKER_HOST": self.docker_host,
+        }
 
     def docker(self, *args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run the docker client against the node's dockerd."""
@@ -83,7 +88,20 @@ class KubeNode:
 
 @pytest.fixture(scope="session")
 def kube_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeNode]:
-    """One real Kubernetes v1.20 cluster with a node for the session (skips when not available)."""
+    """One real Kubernetes v1.20 cluster with a node for the session (skips when not available).
+
+    ``LBCLOUD_TEST_KUBE_NODE_DIR`` names a cluster already started with ``up --with-node`` (its
+    state folder): the session then uses it and leaves it running (quicker iterations)."""
+    reuse = os.environ.get("LBCLOUD_TEST_KUBE_NODE_DIR")
+    if reuse:
+        yield KubeNode(
+            kubeconfig=Path(reuse) / "kubeconfig",
+            docker_host=f"unix://{reuse}/node/docker.sock",
+            state_dir=Path(reuse),
+            bridge_address=BRIDGE_ADDRESS,
+            env_base=(),
+        )
+        return
     if not KUBE_TEST_CLUSTER.is_file():
         pytest.skip(f"kube-test-cluster not found at {KUBE_TEST_CLUSTER}")
     env = dict(os.environ)
@@ -137,7 +155,9 @@ def wait_namespace_ready(core: Any, name: str) -> None:
             if err.status != 404:
                 raise
         if time.monotonic() > deadline:
-            raise AssertionError(f"namespace {name}: default ServiceAccount not ready after {NAMESPACE_READY_TIMEOUT_S} s")
+            raise AssertionError(
+                f"namespace {name}: default ServiceAccount not ready after {NAMESPACE_READY_TIMEOUT_S} s"
+            )
         time.sleep(0.1)
 
 

@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,7 @@ import yaml
 
 from lbcloud.domain.submissions import SubmissionStatus
 from lbcloud.entrypoints.wiring import System, build_system
-from lbcloud.settings import default_tracks, load_settings
+from lbcloud.settings import default_tracks, load_settings, sumo_routes_file
 from tests.services.kube_node import KubeNode
 
 REPO = Path(__file__).resolve().parents[3]
@@ -54,6 +55,8 @@ def images_key() -> str:
     digest = hashlib.sha256()
     for item in IMAGE_INPUTS:
         path = REPO / item
+        if not path.exists():
+            continue
         files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
         for file in files:
             if "__pycache__" in file.parts or file.suffix == ".pyc":
@@ -63,7 +66,12 @@ def images_key() -> str:
 
 
 def load_lbcloud_images(node: KubeNode) -> None:
-    """lbcloud's images in the node's Docker: from the cached archive, else built and then cached."""
+    """lbcloud's images in the node's Docker: from the cached archive, else built and then cached.
+
+    ``LBCLOUD_TEST_NODE_IMAGES=keep`` uses the images a reused node (``LBCLOUD_TEST_KUBE_NODE_DIR``)
+    already holds, whatever they were built from: for iterating on the tests only."""
+    if os.environ.get("LBCLOUD_TEST_NODE_IMAGES") == "keep" and node.has_image(LBCLOUD_IMAGE):
+        return
     cache = image_cache_dir()
     archive = cache / f"node-images-{images_key()}.tar"
     if archive.is_file():
@@ -100,7 +108,7 @@ class AgentImages:
         context = self.workdir / name
         context.mkdir(parents=True, exist_ok=True)
         shutil.copy(agent_file, context / "agent.py")
-        for extra in extra_files:
+        for extra in (AGENTS / "competent.py", *extra_files):  # the other agents build on the competent one
             shutil.copy(extra, context / extra.name)
         (context / "Dockerfile").write_text(
             f"FROM {AGENT_BASE_IMAGE}\n"
@@ -116,9 +124,10 @@ class AgentImages:
         """An image of one of ``examples/agents``."""
         return self.build(Path(file_name).stem.replace("_", "-"), AGENTS / file_name)
 
-    def hostile(self, file_name: str) -> str:
+    def hostile(self, file_name: str, *, extra_files: tuple[Path, ...] = (), tag: str = "") -> str:
         """An image of one of this tier's hostile agents (``agents/``)."""
-        return self.build(f"hostile-{Path(file_name).stem.replace('_', '-')}", HOSTILE / file_name)
+        name = f"hostile-{Path(file_name).stem.replace('_', '-')}{tag}"
+        return self.build(name, HOSTILE / file_name, extra_files=extra_files)
 
 
 @pytest.fixture(scope="session")
@@ -144,6 +153,22 @@ def node_track(**changes: Any) -> dict[str, Any]:
     data.update({"budget_base_s": 240.0, "setup_timeout_s": 60.0, "silence_timeout_s": 60.0})
     data.update(changes)
     return data
+
+
+def single_route_track(workdir: Path, route_set: str = "sumo-dev", route: str = "0", **changes: Any) -> dict[str, Any]:
+    """A track of one route of a shipped set. The file keeps the set's name, so the pods find the
+    route in the image's own copy (``routes/<name>``) while the dispatcher plans just this one."""
+    source = ET.parse(sumo_routes_file(route_set))
+    root = source.getroot()
+    for element in list(root):
+        if element.tag == "route" and element.get("id") != route:
+            root.remove(element)
+    folder = workdir / f"routes-{route_set}-{route}"
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{route_set}.xml"
+    source.write(target, encoding="UTF-8", xml_declaration=True)
+    changes = {"name": "node-one", "routes_file": str(target), "smoke_route": None, "public_routes": [], **changes}
+    return node_track(**changes)
 
 
 def free_port_on(address: str) -> int:
