@@ -190,7 +190,9 @@ def default_tracks() -> list[TrackSettings]:
         "budget_base_s": 60.0,
         "budget_s_per_km": 60.0,
         "simulation_ratio_hint": 20.0,
-        "read_only_root": False,
+        # the agent container's root file system is read-only: the image carries the road networks of
+        # the shipped route sets, and the evaluator writes only to /tmp (checked on a real node)
+        "read_only_root": True,
     }
     return [
         TrackSettings(
