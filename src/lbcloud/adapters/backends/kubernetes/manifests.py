@@ -355,7 +355,8 @@ def agent_script(spec: AttemptSpec, *, co_container: bool, gpu_handoff: bool) ->
     lines += [
         "# when the evaluator started (and the simulator became ready): participants and benchmarks read it",
         f"ready=$(date -r {SIMULATOR_READY_FILE} +%s.%N 2>/dev/null || echo -)",
-        f'echo "lbcloud: simulator ready at $ready, evaluator started at $(date +%s.%N 2>/dev/null || date +%s)" >> {log}',
+        "now=$(date +%s.%N 2>/dev/null || date +%s)",
+        f'echo "lbcloud: simulator ready at $ready, evaluator started at $now" >> {log}',
     ]
     silence = max(1, math.ceil(spec.track.silence_timeout_s))
     lines += [
