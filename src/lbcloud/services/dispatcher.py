@@ -12,8 +12,16 @@ One :meth:`Dispatcher.tick`:
 5. renews its leases and runs the periodic pollers (EvalAI, outbox flush...).
 
 All state is in the store, so the dispatcher is restartable: :meth:`recover` re-attaches to live
-attempts through the backend, takes over attempts whose owner died, and repairs any step a crash
-interrupted (ended attempt with a task still running; records not yet merged).
+attempts through the backend and repairs any step a crash interrupted (ended attempt with a task
+still running; records not yet merged); every tick takes over the attempts whose owner's lease
+expired, so a dispatcher restarted at any moment resumes their work within one lease. Final results
+are marked published in the store, so an ended submission reaches its sinks once per ending, across
+restarts and resumes.
+
+An idle tick costs one read of the store (:meth:`StateStore.tick_view`); planning new submissions is
+bounded per tick so collecting and launching never wait behind a burst of arrivals. Every decision
+(launch, record, retry, give-up, fail-fast, adoption, final publication) is one INFO log line with
+its ids.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from functools import partial
 
 from lbcloud.domain.artifact_keys import (
@@ -49,6 +58,7 @@ from lbcloud.services.ports import (
     BackendEvent,
     BackendEventKind,
     Clock,
+    LiveAttempt,
     MergedResult,
     MetricsRecorder,
     NoMetrics,
@@ -62,6 +72,8 @@ log = logging.getLogger(__name__)
 
 TYPICAL_SPEED_M_S = 6.0
 TERMINAL_SCAN_S = 2.0
+PLAN_PER_TICK = 25  # submissions planned per tick at most
+PLAN_BUDGET_S = 0.1  # and no longer than this per tick
 
 
 @dataclass
@@ -129,7 +141,9 @@ class Dispatcher:
         self._poller_due: dict[str, float] = {}
         self._cancel_sent: dict[int, float] = {}
         self._started_notified: set[int] = set()
-        self._ended_notified: set[int] = set()
+        # submission id -> the status change whose final publication this process made (or gave up on)
+        self._ended_notified: dict[int, datetime] = {}
+        self._ended_this_tick: set[int] = set()  # attempts ended during the current tick
         self._last_lease_renewal = 0.0
         self._last_terminal_scan = -1e9
         self._recovered = False
@@ -186,14 +200,19 @@ class Dispatcher:
 
     def tick(self) -> TickReport:
         report = TickReport()
+        self._ended_this_tick.clear()
         try:
             if not self._recovered:
                 self.recover()
                 self._recovered = True
-            report.planned = self._plan_submissions()
-            report.cancelled = self._stop_cancelled()
+            view = self.store.tick_view()
+            self._take_over_expired(view.live)
+            if view.submissions_to_plan:
+                report.planned = self._plan_submissions()
+            report.cancelled = self._stop_cancelled(view.live)
             report.ended = self._collect(self.backend.poll())
-            report.launched = self._launch()
+            live = [la for la in view.live if la.attempt.id not in self._ended_this_tick]
+            report.launched = self._launch(live)
             self._renew_leases()
         except Unavailable as err:
             report.errors.append(str(err))
@@ -212,15 +231,31 @@ class Dispatcher:
         taken = self.store.take_over_expired(self.owner, self.lease_s)
         attempts = {a.id: a for a in [*mine, *taken]}
         if attempts:
-            log.info("re-attaching to %d live attempt(s)", len(attempts))
-            self._collect(self.backend.adopt(list(attempts.values())))
-        terminal = [SubmissionStatus.FINISHED, SubmissionStatus.FAILED, SubmissionStatus.CANCELLED]
-        for submission in self.store.list_submissions(statuses=terminal, limit=1_000_000):
-            self._ended_notified.add(submission.id)
+            self._adopt(list(attempts.values()))
         live_tasks = {a.task_id for a in self.store.live_attempts()}
         for submission in self.store.list_submissions(statuses=list(ACTIVE_STATUSES), limit=1_000_000):
             self._repair(submission, live_tasks)
         self._publish_dirty()
+
+    def _take_over_expired(self, live: Sequence[LiveAttempt]) -> None:
+        """Adopt the attempts whose owner stopped renewing its lease (a dead or stalled dispatcher)."""
+        if not any(la.lease_expired and la.attempt.owner != self.owner for la in live):
+            return
+        taken = [a for a in self.store.take_over_expired(self.owner, self.lease_s) if a.owner == self.owner]
+        if taken:
+            self._adopt(taken)
+            live_tasks = {a.task_id for a in self.store.live_attempts()}
+            for submission_id in sorted({a.submission_id for a in taken}):
+                self._repair(self.store.get_submission(submission_id), live_tasks)
+
+    def _adopt(self, attempts: Sequence[Attempt]) -> None:
+        for attempt in attempts:
+            log.info(
+                "decision=adopt attempt=%d submission=%d task=%d previous_owner=%s",
+                attempt.id, attempt.submission_id, attempt.task_id, attempt.owner,
+                extra={"attempt": attempt.id, "submission": attempt.submission_id},
+            )  # fmt: skip
+        self._collect(self.backend.adopt(list(attempts)))
 
     def _repair(self, submission: Submission, live_tasks: set[int]) -> None:
         """Finish what a crash interrupted: a task left running without a live attempt, or records
@@ -236,6 +271,10 @@ class Dispatcher:
                     self._settle_task(submission, track, task, last, last.record_json)
                 else:
                     self.store.set_task_status(task.id, RouteTaskStatus.PENDING, reason="re-queued after a restart")
+                    log.info(
+                        "decision=requeue submission=%d task=%d route=%s: running without a live attempt",
+                        submission.id, task.id, task.route_id, extra={"submission": submission.id},
+                    )  # fmt: skip
         with_record = sum(1 for t in tasks if t.status.settled)
         merged = self.store.merged_result(submission.id)
         if with_record and (merged is None or merged.records != with_record):
@@ -243,8 +282,15 @@ class Dispatcher:
 
     # ------------------------------------------------------------------------------ planning
     def _plan_submissions(self) -> int:
+        """Plan the oldest waiting submissions: at most ``PLAN_PER_TICK`` and ``PLAN_BUDGET_S`` a tick."""
         planned = 0
-        for submission in self.store.list_submissions(statuses=[SubmissionStatus.SUBMITTED, SubmissionStatus.RESUMING]):
+        started = time.monotonic()
+        waiting = self.store.list_submissions(
+            statuses=[SubmissionStatus.SUBMITTED, SubmissionStatus.RESUMING], limit=PLAN_PER_TICK, oldest_first=True
+        )
+        for submission in waiting:
+            if planned and time.monotonic() - started > PLAN_BUDGET_S:
+                break  # the rest waits for the next tick; collection and launches come first
             track = self.tracks.get(submission.track)
             if track is None:
                 self.store.transition(submission.id, SubmissionStatus.FAILED, f"unknown track {submission.track!r}")
@@ -267,36 +313,44 @@ class Dispatcher:
                             smoke=track.smoke_route is not None and route.route_id == track.smoke_route and rep == 0,
                         )
                     )
-            self.store.plan_route_tasks(submission.id, tasks)
+            if submission.status is SubmissionStatus.RESUMING:
+                self._started_notified.discard(submission.id)
+            stored = self.store.plan_route_tasks(submission.id, tasks)
             self.store.transition(submission.id, SubmissionStatus.QUEUED, f"{len(tasks)} route task(s) queued")
+            log.info(
+                "decision=%s submission=%d tasks=%d pending=%d",
+                "resume" if submission.status is SubmissionStatus.RESUMING else "plan", submission.id, len(stored),
+                sum(1 for t in stored if t.status is RouteTaskStatus.PENDING), extra={"submission": submission.id},
+            )  # fmt: skip
             planned += 1
         return planned
 
     # ------------------------------------------------------------------------------ cancellation
-    def _stop_cancelled(self) -> int:
+    def _stop_cancelled(self, live: Sequence[LiveAttempt]) -> int:
         stopped = 0
         now = time.monotonic()
-        submissions: dict[int, Submission] = {}
-        for attempt in self.store.live_attempts():
-            if attempt.submission_id not in submissions:
-                submissions[attempt.submission_id] = self.store.get_submission(attempt.submission_id)
-            if not submissions[attempt.submission_id].status.terminal:
+        for entry in live:
+            attempt = entry.attempt
+            if not entry.submission_status.terminal:
                 continue
             if attempt.handle is None or now - self._cancel_sent.get(attempt.id, -1e9) < 5.0:
                 continue
             self._cancel_sent[attempt.id] = now
             try:
                 self.backend.cancel(attempt.id, attempt.handle)
+                log.info(
+                    "decision=stop attempt=%d submission=%d: the submission is %s",
+                    attempt.id, attempt.submission_id, entry.submission_status.value, extra={"attempt": attempt.id},
+                )  # fmt: skip
                 stopped += 1
             except LbcloudError as err:
                 log.warning("cancel of attempt %d failed: %s", attempt.id, err, extra={"attempt": attempt.id})
-        # submissions stopped by someone else (CLI, web, EvalAI) get their final publication; a scan
-        # every couple of seconds is enough and keeps ticks cheap on a long history
+        # ended submissions whose final publication is not recorded (stopped by someone else, or a
+        # crash between the ending and its publication) get it; a scan every couple of seconds is enough
         if now - self._last_terminal_scan >= TERMINAL_SCAN_S:
             self._last_terminal_scan = now
-            stopped_statuses = [SubmissionStatus.CANCELLED, SubmissionStatus.FAILED]
-            for submission in self.store.list_submissions(statuses=stopped_statuses):
-                if submission.id not in self._ended_notified:
+            for submission in self.store.unpublished_finals(limit=1000):
+                if self._ended_notified.get(submission.id) != submission.updated_at:
                     self._refresh(submission.id)
         return stopped
 
@@ -346,6 +400,10 @@ class Dispatcher:
                 )  # fmt: skip
             return False
         if attempt.status is AttemptStatus.ENDED:
+            log.info(
+                "decision=ignore_duplicate attempt=%d submission=%d: its end was already recorded",
+                attempt.id, attempt.submission_id, extra={"attempt": attempt.id},
+            )  # fmt: skip
             return False  # replayed end (e.g. after a restart)
         submission = self.store.get_submission(attempt.submission_id)
         track = self.tracks[submission.track]
@@ -372,6 +430,12 @@ class Dispatcher:
                 outcome=outcome, blame=blame, reason=reason, exit_code=event.exit_code, record_json=record,
                 counted=counted, sim_ratio=event.sim_ratio,
             ),
+        )  # fmt: skip
+        self._ended_this_tick.add(attempt.id)
+        log.info(
+            "decision=record_end attempt=%d submission=%d route=%s outcome=%s blame=%s counted=%s",
+            attempt.id, submission.id, task.route_id, outcome.value, blame.value, counted,
+            extra={"attempt": attempt.id, "submission": submission.id},
         )  # fmt: skip
         duration = (ended.ended_at - ended.created_at).total_seconds() if ended.ended_at and ended.created_at else 0.0
         self.metrics.attempt_ended(track.name, outcome.value, blame.value, duration)
@@ -432,6 +496,11 @@ class Dispatcher:
         limit_sim, limit_infra = track.max_simulator_retries, track.max_infrastructure_retries
         if should_retry(failure, retries, limit_sim, limit_infra):
             self.store.set_task_status(task.id, RouteTaskStatus.PENDING, blame=attempt.blame, reason=attempt.reason)
+            log.info(
+                "decision=retry submission=%d task=%d route=%s attempt=%d blame=%s counted_retries=%d",
+                submission.id, task.id, task.route_id, attempt.id, attempt.blame.value, retries,
+                extra={"submission": submission.id},
+            )  # fmt: skip
             self.store.add_event(
                 submission.id, "retry",
                 f"route {task.route_id} will be retried ({attempt.blame.value}: {attempt.reason})",
@@ -444,6 +513,11 @@ class Dispatcher:
         self.store.set_task_status(
             task.id, RouteTaskStatus.FAILED_FINAL, blame=attempt.blame, reason=final_reason,
             record_json=record if record else None,
+        )  # fmt: skip
+        log.info(
+            "decision=give_up submission=%d task=%d route=%s attempt=%d blame=%s: %s",
+            submission.id, task.id, task.route_id, attempt.id, attempt.blame.value, final_reason,
+            extra={"submission": submission.id},
         )  # fmt: skip
         if task.smoke and attempt.blame is Blame.AGENT:
             self._fail_fast(submission, task, attempt)
@@ -458,9 +532,12 @@ class Dispatcher:
         )
         if task.smoke:
             pending = self.store.cancel_pending_tasks(submission.id, "not run: the agent failed the smoke route")
-            log.info("failing fast: %d route(s) not run", pending, extra={"submission": submission.id})
         else:
-            self.store.cancel_pending_tasks(submission.id, "not run: the agent was rejected")
+            pending = self.store.cancel_pending_tasks(submission.id, "not run: the agent was rejected")
+        log.info(
+            "decision=fail_fast submission=%d task=%d route=%s attempt=%d not_run=%d",
+            submission.id, task.id, task.route_id, attempt.id, pending, extra={"submission": submission.id},
+        )  # fmt: skip
         current = self.store.get_submission(submission.id)
         if not current.status.terminal:
             self.store.transition(submission.id, SubmissionStatus.FAILED, reason)
@@ -481,13 +558,16 @@ class Dispatcher:
         submission = self.store.get_submission(submission_id)
         track = self.tracks.get(submission.track)
         if track is None:
+            if submission.status.terminal:
+                self._ended_notified[submission.id] = submission.updated_at  # nothing to publish it with
             return
         tasks = self.store.route_tasks(submission_id)
         if not tasks:
-            if submission.status.terminal and submission.id not in self._ended_notified:
-                self._ended_notified.add(submission.id)
+            if submission.status.terminal and self._ended_notified.get(submission.id) != submission.updated_at:
+                self._ended_notified[submission.id] = submission.updated_at
                 for sink in self._sinks_for(submission):
                     self._sink_call(sink, "ended", partial(sink.ended, submission, None))
+                self._final_published(submission)
             return
         all_settled = all(t.status.settled for t in tasks)
         if all_settled and not submission.status.terminal:
@@ -506,6 +586,8 @@ class Dispatcher:
         except LbcloudError as err:
             self.store.add_event(submission_id, "publish_error", f"results could not be merged: {err}")
             log.error("merge failed: %s", err, extra={"submission": submission_id})
+            if submission.status.terminal:
+                self._ended_notified[submission.id] = submission.updated_at  # not again every scan
             return
         merged = outcome.results
         ds, rc, ip = global_numbers(merged)
@@ -542,17 +624,30 @@ class Dispatcher:
             for sink in sinks:
                 self._sink_call(sink, "publish", partial(sink.publish, publication))
             return
-        if submission.id in self._ended_notified:
+        if self._ended_notified.get(submission.id) == submission.updated_at:
             return
-        self._ended_notified.add(submission.id)
+        self._ended_notified[submission.id] = submission.updated_at
         for sink in sinks:
             self._sink_call(sink, "publish", partial(sink.publish, publication))
             self._sink_call(sink, "ended", partial(sink.ended, submission, publication))
+        self._final_published(submission, publication)
         if self.on_final is not None:
             try:
                 self.on_final(submission, track, publication)
             except LbcloudError as err:
                 log.error("post-final step failed: %s", err, extra={"submission": submission_id})
+
+    def _final_published(self, submission: Submission, publication: Publication | None = None) -> None:
+        sinks = [s.name for s in self._sinks_for(submission)]
+        records = f"{publication.records} of {publication.total} route(s)" if publication else "no route records"
+        message = f"final result ({submission.status.value}, {records}) published to " + (
+            ", ".join(["leaderboard", *sinks])
+        )
+        self.store.mark_final_published(submission.id, message)
+        log.info(
+            "decision=publish_final submission=%d status=%s sinks=%s",
+            submission.id, submission.status.value, ",".join(sinks) or "-", extra={"submission": submission.id},
+        )  # fmt: skip
 
     def _finalize(self, submission: Submission, tasks: Sequence[RouteTask]) -> Submission:
         failed = [t for t in tasks if t.status is RouteTaskStatus.FAILED_FINAL]
@@ -594,12 +689,13 @@ class Dispatcher:
             log.warning("artifact upload of %s failed: %s", key, err)
 
     # ------------------------------------------------------------------------------ launching
-    def _launch(self) -> int:
+    def _launch(self, live: Sequence[LiveAttempt]) -> int:
         started = time.perf_counter()
-        live = self.store.live_attempts()
         by_pool: dict[str, int] = {}
-        for attempt in live:
-            by_pool[attempt.pool] = by_pool.get(attempt.pool, 0) + 1
+        by_team: dict[str, int] = {}
+        for entry in live:
+            by_pool[entry.attempt.pool] = by_pool.get(entry.attempt.pool, 0) + 1
+            by_team[entry.team] = by_team.get(entry.team, 0) + 1
         if all(by_pool.get(pool, 0) >= cap for pool, cap in self.capacity.items()):
             return 0  # no room: nothing to decide
         queue = self.store.queued_work()
@@ -607,12 +703,6 @@ class Dispatcher:
         if not queue:
             return 0
         submissions = {work.submission.id: work.submission for work in queue}
-        by_team: dict[str, int] = {}
-        for attempt in live:
-            if attempt.submission_id not in submissions:
-                submissions[attempt.submission_id] = self.store.get_submission(attempt.submission_id)
-            team = submissions[attempt.submission_id].team
-            by_team[team] = by_team.get(team, 0) + 1
         served: dict[str, int] = {}
         queued: list[QueuedSubmission] = []
         for work in queue:
@@ -693,6 +783,11 @@ class Dispatcher:
                 continue
             self.store.set_attempt_handle(attempt.id, handle)
             self.metrics.attempt_started(track.name)
+            log.info(
+                "decision=launch attempt=%d submission=%d task=%d route=%s number=%d smoke=%s",
+                attempt.id, submission.id, task.id, task.route_id, attempt.number, task.smoke,
+                extra={"attempt": attempt.id, "submission": submission.id},
+            )  # fmt: skip
             self.store.add_event(
                 submission.id, "attempt_started",
                 f"route {task.route_id}: attempt {attempt.number} started" + (" (smoke route)" if task.smoke else ""),
