@@ -218,3 +218,29 @@ def test_every_decision_is_one_info_line_with_its_ids(
                for line in lines)  # fmt: skip
     assert any(line.startswith(f"decision=retry submission={sid}") and "blame=simulator" in line for line in lines)
     assert f"decision=publish_final submission={sid} status=finished sinks=recording" in lines
+
+
+def test_partial_publications_carry_the_scores_of_the_routes_evaluated_so_far(
+    store: SqlStateStore, artifacts: ArtifactStore, track: Track
+) -> None:
+    import json
+
+    backend = ScriptedBackend()
+    sink = RecordingSink()
+    d = _dispatcher(store, artifacts, track, backend, sink=sink, slots=1)
+    _submit(store, track)
+    d.tick()
+    backend.finish(backend.launched[0], rc=60)
+    d.tick()
+    d.tick()
+    assert sink.partials, "a partial was published"
+    _sid, records, evalai = sink.partials[-1]
+    accuracies = json.loads(evalai)[0]["accuracies"]
+    assert records == 1
+    assert accuracies["Route completion"] == 60
+    assert accuracies["Driving score"] == 60
+    backend.finish(backend.launched[1], rc=100)
+    d.tick()
+    d.tick()
+    accuracies = json.loads(sink.partials[-1][2])[0]["accuracies"]
+    assert accuracies["Route completion"] == 80, "the mean over the two routes done, not over all three"
