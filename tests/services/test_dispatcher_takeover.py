@@ -127,8 +127,9 @@ def test_an_expired_attempt_whose_process_is_gone_is_requeued_and_its_slot_refil
             for a in attempts:
                 self.live.pop(a.id, None)
             return [
-                BackendEvent(a.id, BackendEventKind.ENDED, outcome=AttemptOutcome.LOST, blame=Blame.INFRASTRUCTURE,
-                             reason="gone")  # fmt: skip
+                BackendEvent(
+                    a.id, BackendEventKind.ENDED, outcome=AttemptOutcome.LOST, blame=Blame.INFRASTRUCTURE, reason="gone"
+                )  # fmt: skip
                 for a in attempts
             ]
 
