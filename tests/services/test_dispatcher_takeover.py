@@ -129,7 +129,7 @@ def test_an_expired_attempt_whose_process_is_gone_is_requeued_and_its_slot_refil
             return [
                 BackendEvent(
                     a.id, BackendEventKind.ENDED, outcome=AttemptOutcome.LOST, blame=Blame.INFRASTRUCTURE, reason="gone"
-                )  # fmt: skip
+                )
                 for a in attempts
             ]
 
