@@ -41,6 +41,7 @@ def build_backend(system: System) -> AttemptBackend:
         workdir.resolve(),
         system.artifacts,
         port_range=settings.local.port_range,
+        port_lock_dir=Path(settings.local.port_lock_dir) if settings.local.port_lock_dir else None,
         cancel_grace_s=settings.local.cancel_grace_s,
     )
 
