@@ -342,6 +342,11 @@ class DispatcherSettings(BaseModel):
             raise ValueError(f"lease_s ({self.lease_s:g}) must be at least three ticks (tick_s {self.tick_s:g})")
         return self
 
+    speculative_smoke: bool = Field(
+        default=True,
+        description="Work-conserving smoke gate: idle slots run a gated submission's routes speculatively "
+        "(pre-empted first, cancelled if the smoke route fails); false: nothing runs before the smoke route passed",
+    )
     partial_publish_interval_s: float = Field(
         default=1.0, ge=0.0, description="Merge and publish a submission at most this often while it runs"
     )

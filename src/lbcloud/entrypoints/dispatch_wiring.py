@@ -90,4 +90,5 @@ def build_dispatcher(system: System) -> Dispatcher:
         pollers=pollers,
         on_final=qualification_hook(system.store, system.tracks),
         publish_interval_s=settings.dispatcher.partial_publish_interval_s,
+        speculate=settings.dispatcher.speculative_smoke,
     )

@@ -46,15 +46,14 @@ from lbcloud.domain.blame import Blame, Failure, blame_of_record_status, should_
 from lbcloud.domain.errors import LbcloudError, Unavailable
 from lbcloud.domain.results.evalai_format import stdout_summary
 from lbcloud.domain.results.reader import parse_results
-from lbcloud.domain.scheduling import Candidate, Occupancy, QueuedSubmission, launch_window, plan_launches
 from lbcloud.domain.submissions import Submission, SubmissionStatus
 from lbcloud.domain.tasks import Attempt, AttemptOutcome, AttemptStatus, NewRouteTask, RouteTask, RouteTaskStatus
 from lbcloud.domain.tracks import Track
+from lbcloud.services.launching import Launching
 from lbcloud.services.ports import (
     ArtifactStore,
     AttemptBackend,
     AttemptEnd,
-    AttemptSpec,
     BackendEvent,
     BackendEventKind,
     Clock,
@@ -66,7 +65,7 @@ from lbcloud.services.ports import (
     ResultSink,
     StateStore,
 )
-from lbcloud.services.publish import RouteCatalog, build_publication, global_numbers
+from lbcloud.services.publish import RouteCatalog, RouteInfo, build_publication, global_numbers
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +95,7 @@ class Poller:
     run: Callable[[], object]
 
 
-class Dispatcher:
+class Dispatcher(Launching):
     """See the module docstring. Not thread-safe: one thread calls :meth:`tick`."""
 
     def __init__(
@@ -120,6 +119,7 @@ class Dispatcher:
         pollers: Sequence[Poller] = (),
         on_final: Callable[[Submission, Track, Publication | None], None] | None = None,
         publish_interval_s: float = 0.0,
+        speculate: bool = True,
     ) -> None:
         self.store = store
         self.artifacts = artifacts
@@ -144,6 +144,9 @@ class Dispatcher:
         # submission id -> the status change whose final publication this process made (or gave up on)
         self._ended_notified: dict[int, datetime] = {}
         self._ended_this_tick: set[int] = set()  # attempts ended during the current tick
+        self.speculate = speculate  # work-conserving smoke gate (False: strict gate)
+        self.speculative: dict[int, int] = {}
+        self.preempted: set[int] = set()
         self._last_lease_renewal = 0.0
         self._last_terminal_scan = -1e9
         self._recovered = False
@@ -300,6 +303,7 @@ class Dispatcher:
             except LbcloudError as err:
                 self.store.transition(submission.id, SubmissionStatus.FAILED, f"cannot read the route file: {err}")
                 continue
+            smoke_route = track.smoke_route or shortest_public_route(track, routes)
             tasks = []
             for index, route in enumerate(routes):
                 for rep in range(track.repetitions):
@@ -310,7 +314,7 @@ class Dispatcher:
                             position=index * track.repetitions + rep,
                             route_length_m=route.length_m,
                             expected_s=route.length_m / TYPICAL_SPEED_M_S / max(track.simulation_ratio_hint, 1e-3),
-                            smoke=track.smoke_route is not None and route.route_id == track.smoke_route and rep == 0,
+                            smoke=smoke_route is not None and route.route_id == smoke_route and rep == 0,
                         )
                     )
             if submission.status is SubmissionStatus.RESUMING:
@@ -469,6 +473,20 @@ class Dispatcher:
     ) -> None:
         """Decide what the ended attempt means for its route task and the submission."""
         outcome = attempt.outcome
+        self.speculative.pop(attempt.id, None)
+        if attempt.id in self.preempted:
+            self.preempted.discard(attempt.id)
+            if outcome is not AttemptOutcome.RECORD and not submission.status.terminal:
+                self.store.set_task_status(
+                    task.id,
+                    RouteTaskStatus.PENDING,
+                    reason="pre-empted: its speculative run gave the slot to other work",
+                )
+                log.info(
+                    "decision=requeue submission=%d task=%d route=%s attempt=%d: pre-empted speculative run",
+                    submission.id, task.id, task.route_id, attempt.id, extra={"submission": submission.id},
+                )  # fmt: skip
+                return
         if outcome is AttemptOutcome.CANCELLED or submission.status.terminal:
             if task.status is RouteTaskStatus.RUNNING:
                 self.store.set_task_status(task.id, RouteTaskStatus.CANCELLED, reason=attempt.reason)
@@ -489,6 +507,8 @@ class Dispatcher:
             if "sensors were invalid" in self._record_status(record):
                 self._fail_fast(submission, task, attempt)
                 return
+            if done.smoke:
+                self._open_gate(submission.id)
             self._dirty.add(submission.id)
             return
         failure = Failure(attempt.blame, attempt.reason or "attempt failed", preempted=preempted)
@@ -523,6 +543,16 @@ class Dispatcher:
             self._fail_fast(submission, task, attempt)
             return
         self._dirty.add(submission.id)
+
+    def _open_gate(self, submission_id: int) -> None:
+        """The smoke route passed: the submission's speculative attempts are ordinary from now on."""
+        promoted = [a for a, s in self.speculative.items() if s == submission_id]
+        for attempt_id in promoted:
+            del self.speculative[attempt_id]
+        log.info(
+            "decision=open_gate submission=%d speculative_now_ordinary=%d", submission_id, len(promoted),
+            extra={"submission": submission_id},
+        )  # fmt: skip
 
     def _fail_fast(self, submission: Submission, task: RouteTask, attempt: Attempt) -> None:
         what = "smoke route" if task.smoke else "route"
@@ -689,120 +719,6 @@ class Dispatcher:
             log.warning("artifact upload of %s failed: %s", key, err)
 
     # ------------------------------------------------------------------------------ launching
-    def _launch(self, live: Sequence[LiveAttempt]) -> int:
-        started = time.perf_counter()
-        by_pool: dict[str, int] = {}
-        by_team: dict[str, int] = {}
-        for entry in live:
-            by_pool[entry.attempt.pool] = by_pool.get(entry.attempt.pool, 0) + 1
-            by_team[entry.team] = by_team.get(entry.team, 0) + 1
-        if all(by_pool.get(pool, 0) >= cap for pool, cap in self.capacity.items()):
-            return 0  # no room: nothing to decide
-        queue = self.store.queued_work()
-        self.metrics.queue_depth(sum(work.pending for work in queue))
-        if not queue:
-            return 0
-        submissions = {work.submission.id: work.submission for work in queue}
-        served: dict[str, int] = {}
-        queued: list[QueuedSubmission] = []
-        for work in queue:
-            submission = work.submission
-            track = self.tracks.get(submission.track)
-            if track is None:
-                continue
-            planned = self._planned_count(track)
-            served[submission.team] = served.get(submission.team, 0) + max(0, planned - work.pending)
-            queued.append(
-                QueuedSubmission(
-                    submission.id, submission.team, self.pool_of(track), len(queued), work.pending,
-                    smoke_pending=work.smoke_pending, smoke_running=work.smoke_running,
-                )
-            )  # fmt: skip
-        occupancy = Occupancy(
-            capacity=self.capacity,
-            running_by_pool=by_pool,
-            running_by_team=by_team,
-            running_smoke=frozenset(q.submission_id for q in queued if q.smoke_running),
-            team_limit=self.team_limit,
-            served_by_team=served,
-        )
-        best = self.store.best_pending_tasks(launch_window(queued, occupancy))
-        candidates = [
-            Candidate(
-                task_id=task.id,
-                submission_id=q.submission_id,
-                team=q.team,
-                pool=q.pool,
-                order=q.order,
-                expected_s=task.expected_s,
-                position=task.position,
-                smoke=task.smoke,
-                smoke_pending=q.smoke_pending or q.smoke_running,
-            )
-            for q in queued
-            for task in best.get(q.submission_id, ())
-        ]
-        plan = plan_launches(candidates, occupancy)
-        self.metrics.scheduler_decision(time.perf_counter() - started, len(plan))
-        by_id = {t.id: (t, submissions[q.submission_id]) for q in queued for t in best.get(q.submission_id, ())}
-        launched = 0
-        for choice in plan:
-            task, submission = by_id[choice.task_id]
-            track = self.tracks[submission.track]
-            claimed = self.store.claim_task(
-                task.id, backend=self.backend.name, pool=choice.pool, owner=self.owner, lease_s=self.lease_s
-            )
-            if claimed is None:
-                continue  # another dispatcher took it
-            attempt = claimed
-            spec = AttemptSpec(
-                attempt_id=attempt.id,
-                attempt_number=attempt.number,
-                submission_id=submission.id,
-                task_id=task.id,
-                team=submission.team,
-                track=track,
-                agent=submission.agent,
-                route_id=task.route_id,
-                repetition=task.repetition,
-                budget_s=track.attempt_budget_s(task.route_length_m),
-                token=attempt.token,
-                seed=track.seed + task.repetition,
-            )
-            try:
-                handle = self.backend.launch(spec)
-            except LbcloudError as err:
-                self._collect(
-                    [
-                        BackendEvent(
-                            attempt.id, BackendEventKind.ENDED, outcome=AttemptOutcome.FAILED,
-                            blame=Blame.INFRASTRUCTURE, reason=f"could not launch: {err}",
-                        )
-                    ]
-                )  # fmt: skip
-                continue
-            self.store.set_attempt_handle(attempt.id, handle)
-            self.metrics.attempt_started(track.name)
-            log.info(
-                "decision=launch attempt=%d submission=%d task=%d route=%s number=%d smoke=%s",
-                attempt.id, submission.id, task.id, task.route_id, attempt.number, task.smoke,
-                extra={"attempt": attempt.id, "submission": submission.id},
-            )  # fmt: skip
-            self.store.add_event(
-                submission.id, "attempt_started",
-                f"route {task.route_id}: attempt {attempt.number} started" + (" (smoke route)" if task.smoke else ""),
-                route_id=task.route_id, attempt_id=attempt.id,
-            )  # fmt: skip
-            launched += 1
-        return launched
-
-    def _planned_count(self, track: Track) -> int:
-        """How many route tasks a submission of ``track`` has (routes × repetitions)."""
-        try:
-            return len(self.catalog.routes(track)) * track.repetitions
-        except LbcloudError:
-            return 0
-
     def _renew_leases(self) -> None:
         now = time.monotonic()
         if now - self._last_lease_renewal >= self.lease_s / 3:
@@ -820,6 +736,13 @@ class Dispatcher:
             except LbcloudError as err:
                 report.errors.append(f"{poller.name}: {err}")
                 log.warning("%s failed: %s", poller.name, err)
+
+
+def shortest_public_route(track: Track, routes: Sequence[RouteInfo]) -> str | None:
+    """The default smoke route of a track that names none: its shortest public route (None: no
+    public route, no smoke gate)."""
+    public = [r for r in routes if r.route_id in track.public_routes]
+    return min(public, key=lambda r: (r.length_m, r.route_id)).route_id if public else None
 
 
 ACTIVE_STATUSES = (
