@@ -253,6 +253,10 @@ class KubernetesSettings(BaseModel):
         description="Labels of the dispatcher pods evaluation pods may reach.",
     )
     image_pull_secrets: list[str] = Field(default_factory=list)
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = Field(
+        default=None,
+        description="Pull policy of every container (default: the cluster's); Never where images are preloaded.",
+    )
     allowed_registries: list[str] = Field(default_factory=list)
 
 
