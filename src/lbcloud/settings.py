@@ -217,6 +217,25 @@ class LocalBackendSettings(BaseModel):
     cancel_grace_s: float = 1.5
 
 
+class DockerSettings(BaseModel):
+    """The Docker backend: one machine's Docker Engine runs each attempt as containers."""
+
+    base_url: str | None = Field(
+        default=None, description="Engine address (default: $DOCKER_HOST, else the local socket)."
+    )
+    slots: int = Field(default=2, ge=1, description="Concurrent attempts on this machine.")
+    gpus: list[str] = Field(
+        default_factory=list, description="GPU indices (or UUIDs) for tracks with gpus_per_attempt; one per slot."
+    )
+    workdir: str | None = Field(default=None, description="Attempt folders (default: <data_dir>/docker-attempts).")
+    agent_user: str = Field(default="10001:10001", description="uid:gid of agent containers whose image runs as root.")
+    pids_limit: int = Field(default=512, ge=16, description="Processes an agent container may run.")
+    scratch_size: str = Field(default="1g", description="Size of the agent's writable /tmp (tmpfs).")
+    log_max_bytes: int = Field(default=2_000_000, ge=10_000, description="Per-container log kept and uploaded.")
+    ready_timeout_s: float = Field(default=60.0, gt=0, description="Longest wait for the simulator's port.")
+    pull_timeout_s: float = Field(default=600.0, gt=0, description="Longest pull of a team's image.")
+
+
 class KubernetesSettings(BaseModel):
     namespace: str = "lbcloud"
     kubeconfig: str | None = None
@@ -319,10 +338,11 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL. Default: sqlite:///<data_dir>/lbcloud.db"
     )
-    backend: Literal["local", "kubernetes"] = "local"
+    backend: Literal["local", "kubernetes", "docker"] = "local"
     artifacts: ArtifactSettings = Field(default_factory=ArtifactSettings)
     local: LocalBackendSettings = Field(default_factory=LocalBackendSettings)
     kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
+    docker: DockerSettings = Field(default_factory=DockerSettings)
     evalai: EvalAISettings = Field(default_factory=EvalAISettings)
     sqs: SQSSettings = Field(default_factory=SQSSettings)
     web: WebSettings = Field(default_factory=WebSettings)
