@@ -47,10 +47,11 @@ SOCKET_NAME = "agent.sock"
 class AgentFault(Exception):
     """The agent failed at ``stage`` (``connect``, ``load``, ``setup``, ``sensors``, ``run_step``, ``destroy``)."""
 
-    def __init__(self, stage: str, message: str) -> None:
+    def __init__(self, stage: str, message: str, *, timed_out: bool = False) -> None:
         super().__init__(f"{stage}: {message}")
         self.stage = stage
         self.message = message
+        self.timed_out = timed_out
 
 
 class LogBudget:
@@ -118,7 +119,7 @@ class AgentLink:
             answer = receive(self.sock, deadline=deadline, clock=self._clock)
         except TimeoutError:
             self.broken = True
-            raise AgentFault(stage, f"the agent did not answer within {timeout_s:g}s") from None
+            raise AgentFault(stage, f"the agent did not answer within {timeout_s:g}s", timed_out=True) from None
         except ProtocolError as err:
             self.broken = True
             raise AgentFault(stage, f"the agent host broke the protocol or died: {err}{self._exit_note()}") from None
@@ -239,16 +240,19 @@ def spawn_host(
     mode: SandboxMode,
     limits: AgentLimits,
     output: LogBudget,
+    files: Sequence[str] = (),
     clock: Callable[[], float] = time.monotonic,
 ) -> AgentLink:
-    """Start an agent host for ``agent`` and wait until it greets; raises AgentFault / RuntimeError (sandbox)."""
+    """Start an agent host for ``agent`` and wait until it greets; raises AgentFault / RuntimeError (sandbox).
+
+    ``files`` (the agent's configuration) are made readable to it at the same path."""
     folder = Path(tempfile.mkdtemp(prefix="lbcloud-agent-"))
     os.chmod(folder, 0o711)
     try:
         listener = listen(folder / SOCKET_NAME)
         workdir = folder / "home"
         workdir.mkdir()
-        command = host_command(agent, folder / SOCKET_NAME, workdir, mode=mode, limits=limits)
+        command = host_command(agent, folder / SOCKET_NAME, workdir, mode=mode, limits=limits, files=files)
         try:
             process = subprocess.Popen(  # argv built by host_command, no shell
                 command.argv, cwd=command.cwd, env=command.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

@@ -118,8 +118,8 @@ def _ancestors(path: str) -> list[str]:
     return ["/" + "/".join(parts[: i + 1]) for i in range(len(parts))]
 
 
-def _readable_roots(agent_dirs: Sequence[str]) -> list[str]:
-    """Folders the host must read: the interpreter, its libraries, lbcloud's agent API, the agent.
+def _readable_roots() -> list[str]:
+    """Folders the host must read: the interpreter, its libraries and lbcloud's agent API.
 
     Not ``sys.path``: its first entry is the evaluator's working folder, which may hold anything."""
     import lbcloud
@@ -127,7 +127,7 @@ def _readable_roots(agent_dirs: Sequence[str]) -> list[str]:
     package_parent = str(Path(lbcloud.__file__).resolve().parent.parent)
     candidates = [
         sys.prefix, sys.base_prefix, sys.exec_prefix, str(Path(sys.executable).resolve().parent.parent),
-        package_parent, *site.getsitepackages(), *agent_dirs,
+        package_parent, *site.getsitepackages(),
     ]  # fmt: skip
     roots: list[str] = []
     for candidate in sorted({os.path.realpath(c) for c in candidates}, key=len):
@@ -139,14 +139,45 @@ def _readable_roots(agent_dirs: Sequence[str]) -> list[str]:
     return roots
 
 
-def _bwrap_argv(bwrap: str, socket_dir: str, agent_dirs: Sequence[str], limits: AgentLimits) -> list[str]:
-    argv = [bwrap]
-    roots = _readable_roots(agent_dirs)
-    made: set[str] = set()
+def _others_can_read(path: Path) -> bool:
+    """Whether a user with no relation to ``path``'s owner can read it (and reach it)."""
+    try:
+        if any(not parent.stat().st_mode & 0o001 for parent in path.parents):
+            return False
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return bool(mode & 0o004) and (not path.is_dir() or bool(mode & 0o001))
+
+
+def _staged(source: Path, stage: Path) -> Path:
+    """A copy of ``source`` under ``stage`` that the agent's own user id can read."""
+    stage.mkdir(mode=0o755, exist_ok=True)
+    target = stage / f"{len(list(stage.iterdir()))}-{source.name}"
+    if source.is_dir():
+        shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"), symlinks=True)
+        for folder, _dirs, files in os.walk(target):
+            os.chmod(folder, 0o755)
+            for name in files:
+                with contextlib.suppress(OSError):
+                    os.chmod(os.path.join(folder, name), 0o644)
+    else:
+        shutil.copyfile(source, target)
+        os.chmod(target, 0o644)
+    return target
+
+
+def _bwrap_argv(bwrap: str, socket_dir: str, binds: Sequence[tuple[str, str]], limits: AgentLimits) -> list[str]:
+    """bubblewrap's options; ``binds`` are (source, path in the sandbox) pairs mounted read-only."""
+    roots = _readable_roots()
+    size = str(limits.disk_mb * 1024 * 1024)
+    argv = [bwrap, "--perms", "1777", "--size", size, "--tmpfs", "/tmp"]
+    argv += ["--perms", "1777", "--size", size, "--tmpfs", HOME_IN_SANDBOX]
+    made: set[str] = {"/tmp", HOME_IN_SANDBOX}
     # bwrap would create missing parents owner-only; the agent's user must traverse them
-    for root in [*roots, SOCKET_DIR_IN_SANDBOX, HOME_IN_SANDBOX]:
-        for parent in _ancestors(root + "/x"):
-            if parent not in made and parent not in ("/usr",):
+    for path in [*roots, *(target for _, target in binds), SOCKET_DIR_IN_SANDBOX]:
+        for parent in _ancestors(path + "/x"):
+            if parent not in made and parent != "/usr" and not parent.startswith("/usr/"):
                 made.add(parent)
                 argv += ["--perms", "0755", "--dir", parent]
     argv += ["--ro-bind", "/usr", "/usr"]
@@ -160,9 +191,8 @@ def _bwrap_argv(bwrap: str, socket_dir: str, agent_dirs: Sequence[str], limits: 
         argv += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
     for root in roots:
         argv += ["--ro-bind", root, root]
-    size = str(limits.disk_mb * 1024 * 1024)
-    argv += ["--perms", "1777", "--size", size, "--tmpfs", "/tmp"]
-    argv += ["--perms", "1777", "--size", size, "--tmpfs", HOME_IN_SANDBOX]
+    for source, target in binds:
+        argv += ["--ro-bind", source, target]
     argv += ["--bind", socket_dir, SOCKET_DIR_IN_SANDBOX]
     argv += ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
     if os.geteuid() != 0:
@@ -234,12 +264,20 @@ def _absolute_agent(agent: str) -> tuple[str, list[str]]:
 
 
 def host_command(
-    agent: str, socket_path: Path, workdir: Path, *, mode: SandboxMode, limits: AgentLimits, python: str = ""
+    agent: str,
+    socket_path: Path,
+    workdir: Path,
+    *,
+    mode: SandboxMode,
+    limits: AgentLimits,
+    files: Sequence[str] = (),
+    python: str = "",
 ) -> HostCommand:
     """The command that starts an agent host for ``agent`` connecting to ``socket_path``.
 
-    ``workdir`` is the host's working folder when it runs unsandboxed. Raises RuntimeError when
-    ``mode`` is ``bwrap`` and bubblewrap does not work here.
+    ``workdir`` is the host's working folder when it runs unsandboxed; ``files`` are other files the
+    agent may read (its configuration), visible at the same path. Raises RuntimeError when ``mode``
+    is ``bwrap`` and bubblewrap does not work here.
     """
     python = python or sys.executable
     status = sandbox_status(mode)
@@ -251,8 +289,15 @@ def host_command(
         address = f"unix:{socket_path}"
         env = agent_environment(str(workdir))
         return HostCommand([*module, "--connect", address], env, str(workdir), address, False, limits)
+    binds: list[tuple[str, str]] = []
+    own_user = os.geteuid() == 0  # the agent gets a user id of its own: it may need readable copies
+    for wanted in [*agent_dirs, *(str(Path(f).resolve()) for f in files if f and Path(f).exists())]:
+        source = Path(wanted)
+        if own_user and not _others_can_read(source):
+            source = _staged(source, socket_path.parent / "stage")
+        binds.append((str(source), wanted))
     address = f"unix:{SOCKET_DIR_IN_SANDBOX}/{socket_path.name}"
-    argv = [*_bwrap_argv(shutil.which("bwrap") or "bwrap", str(socket_path.parent), agent_dirs, limits)]
+    argv = _bwrap_argv(shutil.which("bwrap") or "bwrap", str(socket_path.parent), binds, limits)
     return HostCommand([*argv, *module, "--connect", address], {}, "/", address, True, limits)
 
 

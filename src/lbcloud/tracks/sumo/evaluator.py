@@ -186,7 +186,7 @@ class Evaluator:
             try:
                 return spawn_host(
                     opts.agent, timeout_s=opts.setup_timeout_s, mode=opts.sandbox, limits=opts.limits,
-                    output=self.output,
+                    output=self.output, files=[opts.agent_config],
                 )  # fmt: skip
             except RuntimeError as err:
                 raise AgentHostUnavailable(str(err)) from err
@@ -256,7 +256,8 @@ class Evaluator:
                 try:
                     control = link.step(frame, obs.time, readings, opts.step_timeout_s)
                 except AgentFault as err:
-                    log.error("%s: the agent crashed: %s", instance.route_id, err)
+                    what = "hung in run_step" if err.timed_out else "crashed"
+                    log.error("%s: the agent %s: %s", instance.route_id, what, err)
                     failure = FailureReason.AGENT_CRASHED
                     break
                 self.session.apply(control, obs.speed, obs.road_id)
