@@ -47,6 +47,9 @@ def _sumo_local_commands() -> LocalCommands:
             "--agent", "{agent}", "--agent-config", "{agent_config}",
             "--routes", "{routes}", "--routes-subset", "{route}", "--repetitions", "{repetitions}",
             "--checkpoint", "{checkpoint}", "--port", "{port}", "--seed", "{seed}", "--scorer", "{scorer}",
+            "--agent-sandbox", "{agent_sandbox}", "--agent-memory-mb", "{agent_memory_mb}",
+            "--agent-pids", "{agent_pids}", "--agent-cpu-s", "{agent_cpu_s}", "--agent-disk-mb", "{agent_disk_mb}",
+            "--agent-log-bytes", "{agent_log_bytes}",
         ),
     )  # fmt: skip
 
@@ -176,7 +179,8 @@ def default_tracks() -> list[TrackSettings]:
         contents="lbcloud:latest",
         simulator="lbcloud:latest",
         simulator_command=["lbcloud", "track", "sumo", "simulator", "--port", "{port}"],
-        evaluator_command=["lbcloud", *local.evaluator[3:]],
+        # the pod's container has its own limits: the local backend's agent sandbox flags stay local
+        evaluator_command=["lbcloud", *local.evaluator[3 : local.evaluator.index("--agent-sandbox")]],
         contents_paths=["/opt/lbcloud-track"],
         simulator_port=8813,
     )
@@ -215,6 +219,18 @@ class LocalBackendSettings(BaseModel):
     workdir: str | None = Field(default=None, description="Attempt folders (default: <data_dir>/attempts).")
     port_range: tuple[int, int] = (21000, 21999)
     cancel_grace_s: float = 1.5
+    agent_sandbox: Literal["auto", "bwrap", "none"] = Field(
+        default="auto", description="auto: bubblewrap where it works; bwrap: required; none: plain processes."
+    )
+    allow_unsandboxed_agents: bool = Field(
+        default=False, description="Accept agent files although no sandbox works here (agents can then read it all)."
+    )
+    agent_memory_mb: int = Field(default=4096, ge=64, description="Address space per agent process.")
+    agent_pids: int = Field(default=128, ge=8, description="Processes and threads per agent.")
+    agent_cpu_s: int = Field(default=3600, ge=10, description="CPU seconds per agent process.")
+    agent_disk_mb: int = Field(default=512, ge=1, description="Writable space of a sandboxed agent; largest file.")
+    log_limit_bytes: int = Field(default=8 * 1024 * 1024, ge=4096, description="Kept per log of an attempt.")
+    min_free_mb: int = Field(default=1024, ge=0, description="No attempt starts with less free space in workdir.")
 
 
 class DockerSettings(BaseModel):
