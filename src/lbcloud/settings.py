@@ -83,6 +83,13 @@ class ImagesSettings(BaseModel):
     evaluator_command: list[str]
     contents_paths: list[str] = Field(default_factory=lambda: ["/workspace"])
     simulator_port: int = 2000
+    agent_command: list[str] = Field(
+        default_factory=list, description="Docker backend: the participant's image runs only this agent host."
+    )
+    trusted_evaluator_command: list[str] = Field(
+        default_factory=list, description="Docker backend: the evaluator a trusted container runs beside it."
+    )
+    evaluator_image: str | None = Field(default=None, description="Image of that evaluator (default: contents).")
 
 
 class LocalCommandsSettings(BaseModel):
@@ -138,6 +145,9 @@ class TrackSettings(BaseModel):
                 evaluator_command=tuple(self.images.evaluator_command),
                 contents_paths=tuple(self.images.contents_paths),
                 simulator_port=self.images.simulator_port,
+                agent_command=tuple(self.images.agent_command),
+                trusted_evaluator_command=tuple(self.images.trusted_evaluator_command),
+                evaluator_image=self.images.evaluator_image,
             )
             if self.images
             else None,
@@ -183,7 +193,15 @@ def default_tracks() -> list[TrackSettings]:
         evaluator_command=["lbcloud", *local.evaluator[3 : local.evaluator.index("--agent-sandbox")]],
         contents_paths=["/opt/lbcloud-track"],
         simulator_port=8813,
-    )
+        # Docker backend: the team's image runs only the agent host; the evaluator is a trusted container
+        agent_command=[
+            "python3", "-m", "lbcloud.tracks.sumo.agent_host", "--connect", "unix:{agent_socket}", "--agent", "{agent}",
+        ],
+        trusted_evaluator_command=[
+            "lbcloud", *local.evaluator[3 : local.evaluator.index("--agent-sandbox")],
+            "--agent-socket", "{agent_socket}",
+        ],
+    )  # fmt: skip
     common: dict[str, Any] = {
         "simulator": SimulatorKind.SUMO,
         "scorer": ScorerVersion.LB20,

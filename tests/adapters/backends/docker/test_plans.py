@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from lbcloud.adapters.backends.docker.plans import (
+    AGENT_SOCKET,
     ATTEMPT_DIR,
+    LINK_DIR,
     DockerConfig,
     HostPaths,
     ImageFacts,
@@ -16,12 +19,14 @@ from lbcloud.adapters.backends.docker.plans import (
     agent_plan,
     agent_user,
     container_name,
+    evaluator_plan,
     memory_bytes,
     nano_cpus,
     simulator_plan,
 )
 from lbcloud.domain.errors import ConfigError, InputError
 from lbcloud.domain.tracks import Pool
+from lbcloud.services.ports import AttemptSpec
 from tests.adapters.backends.kubernetes.specs import attempt_spec
 
 CONFIG = DockerConfig(instance="test1")
@@ -35,7 +40,16 @@ def paths(tmp_path: Path) -> HostPaths:
         folder=tmp_path / "attempt-7",
         contents=(("/opt/lbcloud-track", tmp_path / "contents" / "0"),),
         routes=tmp_path / "attempt-7" / "routes",
+        link=tmp_path / "attempt-7" / "link",
     )
+
+
+def in_process_spec(**kwargs: Any) -> AttemptSpec:
+    """A spec of a track whose agent container runs the evaluator (the CARLA convention)."""
+    spec = attempt_spec(**kwargs)
+    assert spec.track.images is not None
+    images = dataclasses.replace(spec.track.images, agent_command=(), trusted_evaluator_command=())
+    return dataclasses.replace(spec, track=dataclasses.replace(spec.track, images=images))
 
 
 def test_the_agent_container_is_sandboxed(tmp_path: Path) -> None:
@@ -49,13 +63,46 @@ def test_the_agent_container_is_sandboxed(tmp_path: Path) -> None:
     assert kwargs["nano_cpus"] == 500_000_000
     assert kwargs["pids_limit"] == 512
     assert kwargs["tmpfs"]["/tmp"].startswith("rw,nosuid,nodev,size=1g")
-    # only its simulator's (loopback-only) network namespace
-    assert kwargs["network_mode"] == f"container:{container_name(CONFIG, 7, Role.SIMULATOR)}"
+    assert kwargs["network_mode"] == "none"  # it talks to its evaluator over the shared socket only
     assert "privileged" not in kwargs and "device_requests" not in kwargs
 
 
-def test_the_agent_sees_only_its_folder_and_the_read_only_contents(tmp_path: Path) -> None:
-    kwargs = agent_plan(attempt_spec(), CONFIG, paths(tmp_path), TEAM_IMAGE, None).create_kwargs()
+def test_an_agent_host_sees_only_the_socket_folder(tmp_path: Path) -> None:
+    plan = agent_plan(attempt_spec(), CONFIG, paths(tmp_path), TEAM_IMAGE, None)
+    kwargs = plan.create_kwargs()
+    assert [(m["Target"], m["Source"]) for m in kwargs["mounts"]] == [(LINK_DIR, str(tmp_path / "attempt-7" / "link"))]
+    assert set(kwargs["environment"]) == {"PYTHONUNBUFFERED", "LBCLOUD_ATTEMPT"}  # no lbcloud secrets
+    argv = list(plan.command)
+    assert argv[:3] == ["python3", "-m", "lbcloud.tracks.sumo.agent_host"]
+    assert argv[argv.index("--connect") + 1] == f"unix:{AGENT_SOCKET}"
+    assert argv[argv.index("--agent") + 1] == "/home/lbcloud/agent/agent.py"
+
+
+def test_the_trusted_evaluator_writes_the_checkpoint_and_listens_on_the_socket(tmp_path: Path) -> None:
+    lbcloud = ImageFacts(ref="lbcloud:latest", id="sha256:" + "cd" * 32, user="10001:10001")
+    plan = evaluator_plan(attempt_spec(route_id="4"), CONFIG, paths(tmp_path), lbcloud, TEAM_IMAGE, None)
+    kwargs = plan.create_kwargs()
+    assert kwargs["image"] == lbcloud.id
+    assert kwargs["network_mode"] == f"container:{container_name(CONFIG, 7, Role.SIMULATOR)}"
+    assert kwargs["read_only"] is True and kwargs["cap_drop"] == ["ALL"]
+    argv = [*plan.entrypoint, *plan.command]
+    assert argv[:4] == ["lbcloud", "track", "sumo", "evaluate"]
+    assert argv[argv.index("--agent-socket") + 1] == AGENT_SOCKET
+    assert argv[argv.index("--checkpoint") + 1] == f"{ATTEMPT_DIR}/checkpoint.json"
+    assert argv[argv.index("--routes") + 1] == "/opt/lbcloud-track/routes/sumo-test.xml"
+    assert argv[argv.index("--routes-subset") + 1] == "4"
+    targets = {m["Target"]: m["ReadOnly"] for m in kwargs["mounts"]}
+    assert targets == {
+        ATTEMPT_DIR: False,
+        LINK_DIR: False,
+        "/opt/lbcloud-track": True,
+        "/opt/lbcloud-track/routes": True,
+    }
+
+
+def test_an_agent_running_the_evaluator_sees_its_folder_and_the_read_only_contents(tmp_path: Path) -> None:
+    kwargs = agent_plan(in_process_spec(), CONFIG, paths(tmp_path), TEAM_IMAGE, None).create_kwargs()
+    assert kwargs["network_mode"] == f"container:{container_name(CONFIG, 7, Role.SIMULATOR)}"
     mounts = {(m["Target"], m["Source"], m["ReadOnly"]) for m in kwargs["mounts"]}
     assert mounts == {
         (ATTEMPT_DIR, str(tmp_path / "attempt-7"), False),
@@ -69,7 +116,7 @@ def test_the_agent_sees_only_its_folder_and_the_read_only_contents(tmp_path: Pat
 
 
 def test_the_evaluator_command_names_the_images_agent_and_the_cut_route_file(tmp_path: Path) -> None:
-    plan = agent_plan(attempt_spec(route_id="4"), CONFIG, paths(tmp_path), TEAM_IMAGE, None)
+    plan = agent_plan(in_process_spec(route_id="4"), CONFIG, paths(tmp_path), TEAM_IMAGE, None)
     argv = list(plan.command)
     assert argv[argv.index("--agent") + 1] == "/home/lbcloud/agent/agent.py"
     assert argv[argv.index("--routes") + 1] == "/opt/lbcloud-track/routes/sumo-test.xml"
@@ -101,7 +148,14 @@ def test_the_simulator_has_loopback_only_and_its_own_limits(tmp_path: Path) -> N
     assert kwargs["network_mode"] == "none"
     assert kwargs["mem_limit"] == 3 * 10**9 and kwargs["nano_cpus"] == 2 * 10**9
     assert kwargs["image"] == "sha256:simulator"
-    assert [kwargs["entrypoint"][0], *kwargs["command"]][:6] == ["lbcloud", "track", "sumo", "simulator", "--port", "8813"]
+    assert [kwargs["entrypoint"][0], *kwargs["command"]][:6] == [
+        "lbcloud",
+        "track",
+        "sumo",
+        "simulator",
+        "--port",
+        "8813",
+    ]
     assert {(m["Target"], m["ReadOnly"]) for m in kwargs["mounts"]} == {(ATTEMPT_DIR, True)}
 
 

@@ -25,10 +25,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lbcloud.adapters.backends.docker.contents import contents_copies, route_folder
 from lbcloud.adapters.backends.docker.engine import AgentImageError, ContainerState, DockerEngine
-from lbcloud.adapters.backends.docker.outcome import Ending, Stop, agent_ended, stopped
+from lbcloud.adapters.backends.docker.outcome import Ending, Stop, judge_ended, stopped
 from lbcloud.adapters.backends.docker.plans import (
     CHECKPOINT_NAME,
+    LINK_NAME,
     SCRATCH_NAME,
     DockerConfig,
     HostPaths,
@@ -36,6 +38,8 @@ from lbcloud.adapters.backends.docker.plans import (
     Role,
     agent_plan,
     container_name,
+    evaluator_plan,
+    has_agent_protocol,
     images_of,
     simulator_plan,
 )
@@ -44,7 +48,6 @@ from lbcloud.adapters.backends.local_supervisor import port_listening
 from lbcloud.domain.artifact_keys import LogStream, attempt_log_key
 from lbcloud.domain.blame import Blame
 from lbcloud.domain.errors import ConfigError, InputError, LbcloudError, Unavailable
-from lbcloud.domain.results.routes import only_route
 from lbcloud.domain.submissions import AgentKind
 from lbcloud.domain.tasks import Attempt, AttemptOutcome
 from lbcloud.services.ports import ArtifactStore, AttemptSpec, BackendEvent, BackendEventKind
@@ -55,7 +58,7 @@ ATTEMPT_FILE = "attempt.json"
 STOP_FILE = "stop.json"
 ENDED_FILE = "ended.json"
 LOG_UPLOAD_INTERVAL_S = 1.0
-STREAMS = {Role.SIMULATOR: LogStream.SIMULATOR, Role.AGENT: LogStream.AGENT}
+AGENT_OUTPUT_MARKER = b"\n[lbcloud: the agent container's own output follows]\n"
 
 
 @dataclass
@@ -72,7 +75,7 @@ class _Tracked:
     running_reported: bool = False
     agent_started_at: float | None = None
     pending: Ending | None = None
-    log_sizes: dict[Role, int] = field(default_factory=dict)
+    log_sizes: dict[LogStream, int] = field(default_factory=dict)
     last_log_upload: float = 0.0
     last_output_at: float | None = None
 
@@ -155,47 +158,32 @@ class DockerBackend:
         images = images_of(spec.track)
         simulator = self._image(images.simulator, team=False)
         agent = self._image(spec.agent.ref, team=True)
+        link = None
+        if has_agent_protocol(spec.track):
+            link = tracked.folder / LINK_NAME
+            link.mkdir(exist_ok=True)
+            os.chmod(link, 0o1777)
         paths = HostPaths(
             folder=tracked.folder,
-            contents=self._contents(self._image(images.contents, team=False), images.contents_paths),
-            routes=self._route_folder(spec, tracked.folder),
+            contents=contents_copies(
+                self.engine, self.workdir, self._image(images.contents, team=False), images.contents_paths
+            ),
+            routes=route_folder(spec, tracked.folder),
+            link=link,
         )
         gpu = ",".join(tracked.gpus) or None
-        agent_container = agent_plan(spec, self.config, paths, agent, gpu)
+        plans = [agent_plan(spec, self.config, paths, agent, gpu)]
+        if link is not None:
+            evaluator = self._image(images.evaluator_image or images.contents, team=False)
+            plans.insert(0, evaluator_plan(spec, self.config, paths, evaluator, agent, gpu))
         self.engine.run(simulator_plan(spec, self.config, paths, gpu, image_id=simulator.id))
-        self.engine.create(agent_container)
+        for plan in plans:  # started once the simulator listens
+            self.engine.create(plan)
 
     def _image(self, ref: str, *, team: bool) -> ImageFacts:
         facts = self.engine.image(ref, team=team, pull_timeout_s=self._pull_timeout)
         self.images[ref] = facts
         return facts
-
-    def _contents(self, image: ImageFacts, paths: Sequence[str]) -> tuple[tuple[str, Path], ...]:
-        """Host copies of the contents image's folders (made once per image; ``routes/`` left empty,
-        the attempt's own route file is mounted there)."""
-        out = []
-        for index, path in enumerate(paths):
-            target = self.workdir / "contents" / image.id.replace("sha256:", "")[:16] / str(index)
-            if not target.exists():
-                staging = target.with_name(f".{target.name}.staging")
-                shutil.rmtree(staging, ignore_errors=True)
-                self.engine.extract(image.id, path, staging)
-                shutil.rmtree(staging / "routes", ignore_errors=True)
-                (staging / "routes").mkdir()
-                staging.rename(target)
-            out.append((path, target))
-        return tuple(out)
-
-    def _route_folder(self, spec: AttemptSpec, folder: Path) -> Path:
-        source = Path(spec.track.routes_file)
-        try:
-            data = source.read_bytes()
-        except OSError as err:
-            raise ConfigError(f"track {spec.track.name}: cannot read {source} ({err.strerror or err})") from None
-        routes = folder / "routes"
-        routes.mkdir(exist_ok=True)
-        (routes / source.name).write_bytes(only_route(data, spec.route_id, str(source)))
-        return routes
 
     # ------------------------------------------------------------------------------------- polling
     def poll(self) -> list[BackendEvent]:
@@ -212,25 +200,36 @@ class DockerBackend:
                     del self._tracked[attempt_id]
         return events
 
+    def _states(self, tracked: _Tracked) -> dict[Role, ContainerState]:
+        states = {}
+        for role in Role:
+            state = self.engine.state(container_name(self.config, tracked.attempt_id, role))
+            if state is not None:
+                states[role] = state
+        return states
+
     def _poll_one(self, tracked: _Tracked) -> BackendEvent | None:
         if tracked.pending is not None:
             return self._end(tracked, tracked.pending)
         stop = _read_json(tracked.folder / STOP_FILE)
         if stop is not None:
             return self._end(tracked, stopped(Stop(stop["stop"]), stop["detail"]))
-        sim = self.engine.state(container_name(self.config, tracked.attempt_id, Role.SIMULATOR))
-        agent = self.engine.state(container_name(self.config, tracked.attempt_id, Role.AGENT))
-        if agent is None or (sim is None and agent.status == "created"):
+        states = self._states(tracked)
+        # the container whose exit decides: the trusted evaluator, else the agent running the evaluator
+        judge = states.get(Role.EVALUATOR) or states.get(Role.AGENT)
+        sim = states.get(Role.SIMULATOR)
+        if judge is None or (sim is None and judge.status == "created"):
             gone = Ending(AttemptOutcome.LOST, Blame.INFRASTRUCTURE, "the attempt's containers are gone")
             return self._end(tracked, gone)
-        if agent.status == "created":
-            return self._wait_for_simulator(tracked, sim, agent)
+        if judge.status == "created":
+            return self._wait_for_simulator(tracked, states)
         self._upload_logs(tracked)
-        if agent.ended:
+        if judge.ended:
             has_record = (tracked.folder / CHECKPOINT_NAME).exists()
-            return self._end(tracked, agent_ended(agent, sim, has_record))
+            agent = states.get(Role.AGENT) if judge.role is Role.EVALUATOR else None
+            return self._end(tracked, judge_ended(judge, sim, has_record, agent))
         if tracked.agent_started_at is None:
-            tracked.agent_started_at = agent.started_at or time.time()
+            tracked.agent_started_at = judge.started_at or time.time()
         now = time.time()
         if now - tracked.agent_started_at > tracked.budget_s:
             return self._stop(tracked, Stop.BUDGET, f"the attempt ran past its budget of {tracked.budget_s:.0f} s")
@@ -240,29 +239,25 @@ class DockerBackend:
             return self._stop(tracked, Stop.SILENCE, reason)
         if not tracked.running_reported:
             tracked.running_reported = True
-            return BackendEvent(
-                tracked.attempt_id, BackendEventKind.RUNNING, "agent running", handle=str(tracked.folder)
-            )
+            return _running(tracked, "agent running")
         return None
 
-    def _wait_for_simulator(
-        self, tracked: _Tracked, sim: ContainerState | None, agent: ContainerState
-    ) -> BackendEvent | None:
-        assert sim is not None
+    def _wait_for_simulator(self, tracked: _Tracked, states: dict[Role, ContainerState]) -> BackendEvent | None:
+        sim = states[Role.SIMULATOR]
         if sim.ended:
             self._upload_logs(tracked, force=True)
             reason = f"the simulator container exited (code {sim.exit_code}) before its port opened"
             return self._stop(tracked, Stop.SIMULATOR_EXITED_EARLY, reason)
         if sim.running and sim.pid and port_listening(tracked.port, netns_pid=sim.pid):
-            self.engine.start(agent.name)
+            if Role.EVALUATOR in states:
+                self.engine.start(states[Role.EVALUATOR].name, team=False)
+            try:
+                self.engine.start(states[Role.AGENT].name, team=True)
+            except AgentImageError as err:
+                return self._stop(tracked, Stop.AGENT_IMAGE, str(err))
             tracked.agent_started_at = time.time()
             tracked.running_reported = True
-            return BackendEvent(
-                tracked.attempt_id,
-                BackendEventKind.RUNNING,
-                "simulator ready, agent starting",
-                handle=str(tracked.folder),
-            )
+            return _running(tracked, "simulator ready, agent starting")
         if time.time() - tracked.launched_at > self._ready_timeout:
             reason = f"the simulator did not listen on port {tracked.port} within {self._ready_timeout:.0f} s"
             return self._stop(tracked, Stop.SIMULATOR_NOT_READY, reason)
@@ -301,47 +296,67 @@ class DockerBackend:
         )  # fmt: skip
 
     def _kill_containers(self, attempt_id: int) -> None:
-        for role in (Role.AGENT, Role.SIMULATOR):
+        for role in (Role.AGENT, Role.EVALUATOR, Role.SIMULATOR):
             self.engine.kill(container_name(self.config, attempt_id, role))
 
     def _remove_containers(self, attempt_id: int) -> None:
-        for role in (Role.AGENT, Role.SIMULATOR):
+        for role in (Role.AGENT, Role.EVALUATOR, Role.SIMULATOR):
             with contextlib.suppress(Unavailable):
                 self.engine.remove(container_name(self.config, attempt_id, role))
 
     # --------------------------------------------------------------------------------------- logs
-    def _collect_logs(self, tracked: _Tracked) -> dict[str, bytes]:
-        """Both containers' logs (capped), also kept in the attempt folder for after their removal."""
-        out: dict[str, bytes] = {}
-        for role, stream in STREAMS.items():
+    def _container_logs(self, tracked: _Tracked, *, keep: bool) -> dict[Role, bytes]:
+        """Each container's output (capped); ``keep``: also saved in the attempt folder, which is
+        where it is read from once the container is gone."""
+        out: dict[Role, bytes] = {}
+        for role in Role:
             path = tracked.folder / f"{role.value}.log"
             try:
-                data = self.engine.logs(
-                    container_name(self.config, tracked.attempt_id, role), self.config.log_max_bytes
-                )
+                name = container_name(self.config, tracked.attempt_id, role)
+                data = self.engine.logs(name, self.config.log_max_bytes)
             except Unavailable:
                 data = b""
-            if data:
+            if data and keep:
                 path.write_bytes(data)
-            elif path.exists():
+            elif not data and path.exists():
                 data = path.read_bytes()
             if data:
-                out[stream.value] = data
-                self._put_log(tracked, stream, data)
+                out[role] = data
         return out
+
+    @staticmethod
+    def _streams(by_role: dict[Role, bytes]) -> dict[LogStream, bytes]:
+        """The artifact store's streams: the simulator's, and the route's (the evaluator's output,
+        then the agent container's, or the agent container's alone when it ran the evaluator)."""
+        streams = {}
+        if Role.SIMULATOR in by_role:
+            streams[LogStream.SIMULATOR] = by_role[Role.SIMULATOR]
+        route = by_role.get(Role.EVALUATOR, b"")
+        if Role.AGENT in by_role:
+            agent = by_role[Role.AGENT]
+            route = route + AGENT_OUTPUT_MARKER + agent if route else agent
+        if route:
+            streams[LogStream.AGENT] = route
+        return streams
+
+    def _collect_logs(self, tracked: _Tracked) -> dict[str, bytes]:
+        streams = self._streams(self._container_logs(tracked, keep=True))
+        for stream, data in streams.items():
+            self._put_log(tracked, stream, data)
+        return {stream.value: data for stream, data in streams.items()}
 
     def _upload_logs(self, tracked: _Tracked, *, force: bool = False) -> None:
         now = time.monotonic()
         if not force and now - tracked.last_log_upload < LOG_UPLOAD_INTERVAL_S:
             return
         tracked.last_log_upload = now
-        for role, stream in STREAMS.items():
-            name = container_name(self.config, tracked.attempt_id, role)
-            data = self.engine.logs(name, self.config.log_max_bytes)
-            if role is Role.AGENT:
-                tracked.last_output_at = self.engine.last_output_at(name) or tracked.last_output_at
-            if data and tracked.log_sizes.get(role) != len(data):
-                tracked.log_sizes[role] = len(data)
+        for role in (Role.EVALUATOR, Role.AGENT):
+            seen = self.engine.last_output_at(container_name(self.config, tracked.attempt_id, role))
+            if seen is not None and (tracked.last_output_at is None or seen > tracked.last_output_at):
+                tracked.last_output_at = seen
+        for stream, data in self._streams(self._container_logs(tracked, keep=False)).items():
+            if tracked.log_sizes.get(stream) != len(data):
+                tracked.log_sizes[stream] = len(data)
                 self._put_log(tracked, stream, data)
 
     def _put_log(self, tracked: _Tracked, stream: LogStream, data: bytes) -> None:

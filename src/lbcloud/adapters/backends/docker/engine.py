@@ -202,15 +202,15 @@ class DockerEngine:
         with self._errors(f"create container {plan.name}"):
             self._client.containers.create(**plan.create_kwargs())
 
-    def start(self, name: str) -> None:
-        """Start a created team container; the engine refusing it (no shell, bad user, broken image)
-        is the image's fault: AgentImageError."""
+    def start(self, name: str, *, team: bool) -> None:
+        """Start a created container. A team's container the engine refuses to start (no shell, a
+        user that does not exist, a broken image) raises AgentImageError; anything else Unavailable."""
         try:
             self._client.containers.get(name).start()
         except docker.errors.APIError as err:
-            if err.status_code is not None and err.status_code >= 500 and "OCI runtime" not in str(err):
-                raise Unavailable(f"Docker Engine at {self._where()}: start {name}: {err}") from None
-            raise AgentImageError(f"the agent container could not start: {err.explanation or err}") from None
+            if team and (err.status_code in (400, 404) or "OCI runtime" in str(err)):
+                raise AgentImageError(f"the agent container could not start: {err.explanation or err}") from None
+            raise Unavailable(f"Docker Engine at {self._where()}: start {name}: {err}") from None
         except ENGINE_ERRORS as err:
             raise Unavailable(f"Docker Engine at {self._where()}: start {name}: {err}") from None
 

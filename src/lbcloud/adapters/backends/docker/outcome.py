@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from lbcloud.adapters.backends.docker.engine import ContainerState
+from lbcloud.adapters.backends.docker.plans import Role
 from lbcloud.adapters.backends.local import classify_exit
 from lbcloud.domain.blame import EXIT_SIMULATION_CRASHED, Blame
 from lbcloud.domain.tasks import AttemptOutcome
@@ -65,15 +66,25 @@ def process_exit_code(container_code: int | None) -> int | None:
     return container_code
 
 
-def agent_ended(agent: ContainerState, simulator: ContainerState | None, has_record: bool) -> Ending:
-    """The end of an attempt whose agent container exited by itself."""
-    code = process_exit_code(agent.exit_code)
-    if agent.oom_killed and not has_record:
+def judge_ended(
+    judge: ContainerState, simulator: ContainerState | None, has_record: bool, agent: ContainerState | None = None
+) -> Ending:
+    """The end of an attempt whose deciding container exited by itself: the trusted evaluator (then
+    ``agent`` is the agent host's container), or the agent container running the evaluator."""
+    code = process_exit_code(judge.exit_code)
+    if agent is not None and agent.oom_killed:
+        # the evaluator judged the route (the agent died mid-route); the reason says why it died
+        outcome, blame, reason = classify_exit(code, has_record, None)
+        why = "the agent container was killed for using more memory than the track allows (OOM)"
+        if outcome is AttemptOutcome.RECORD:
+            return Ending(AttemptOutcome.RECORD, Blame.AGENT, why, exit_code=code, keep_record=True)
+        return Ending(AttemptOutcome.FAILED, Blame.AGENT, why, exit_code=code)
+    if judge.oom_killed and not has_record:
+        who = "the agent container" if judge.role is Role.AGENT else "the evaluator container"
+        blame = Blame.AGENT if judge.role is Role.AGENT else Blame.INFRASTRUCTURE
         return Ending(
-            AttemptOutcome.FAILED, Blame.AGENT,
-            "the agent container was killed for using more memory than the track allows (OOM)",
-            exit_code=code,
-        )  # fmt: skip
+            AttemptOutcome.FAILED, blame, f"{who} was killed for using more memory than allowed (OOM)", exit_code=code
+        )
     simulator_gone = simulator is None or simulator.ended
     simulator_code = simulator.exit_code if simulator is not None else None
     outcome, blame, reason = classify_exit(code, has_record, simulator_code)

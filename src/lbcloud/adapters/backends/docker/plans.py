@@ -1,16 +1,22 @@
 """What the containers of one attempt look like, decided without talking to the engine.
 
-An attempt is two containers on one Docker Engine, found again by their labels:
+An attempt is two or three containers on one Docker Engine, found again by their labels:
 
 - the **simulator** (the track's simulator image, trusted) in a network namespace of its own with no
   interface but loopback (``network_mode: none``): nothing outside the attempt can reach it and it
   reaches nothing;
-- the **agent** (the team's image) joins that namespace and nothing else, so it talks to its
-  simulator on ``127.0.0.1`` and has no route to the host, other attempts or the internet. It runs
-  sandboxed: read-only root with a small writable ``/tmp``, every capability dropped,
-  ``no-new-privileges``, a non-root user, memory / process / CPU limits from the track's pool, no
-  Docker socket, no lbcloud secrets, and no host path but its attempt folder and the track's
-  contents (read-only, the route file cut to its one route).
+- tracks with an agent protocol (``images.agent_command``, the SUMO tracks): a trusted **evaluator**
+  container joins the simulator's namespace, and the **agent** (the team's image running the agent
+  host) has no network at all: it talks to the evaluator over a unix socket in a folder only the
+  two share, and never sees the simulator, the checkpoint or the route files;
+- other tracks (CARLA, whose leaderboard runs the agent inside the evaluator): the **agent**
+  container runs the evaluator and joins the simulator's namespace, reaching it on ``127.0.0.1``
+  and nothing else.
+
+The agent container is sandboxed either way: read-only root with a small writable ``/tmp``, every
+capability dropped, ``no-new-privileges``, a non-root user, memory / process / CPU limits from the
+track's pool, no Docker socket, no lbcloud secrets, no host path but its own attempt's (the track's
+contents read-only, the route file cut to its one route).
 
 GPU slots become device requests; the simulator command gets ``{gpu}`` (the host's GPU id) while
 inside the container the slot's GPU is the only one, adapter 0.
@@ -34,8 +40,12 @@ from lbcloud.services.ports import AttemptSpec
 ATTEMPT_DIR = "/lbcloud/attempt"
 """The attempt folder inside both containers (the same path, so the simulator reads the files the
 evaluator writes there, e.g. the SUMO track's scenario files)."""
+LINK_DIR = "/lbcloud/link"
+"""The folder evaluator and agent share (agent protocol tracks): it holds the evaluator's socket."""
+AGENT_SOCKET = f"{LINK_DIR}/agent.sock"
 CHECKPOINT_NAME = "checkpoint.json"
 SCRATCH_NAME = "tmp"
+LINK_NAME = "link"
 LABEL = "io.lbcloud"
 BACKEND_LABEL = f"{LABEL}.backend"
 INSTANCE_LABEL = f"{LABEL}.instance"
@@ -55,6 +65,7 @@ class Role(StrEnum):
     """The containers of an attempt."""
 
     SIMULATOR = "simulator"
+    EVALUATOR = "evaluator"
     AGENT = "agent"
 
 
@@ -95,6 +106,8 @@ class HostPaths:
     """(path in the contents image, host copy) pairs, mounted read-only at the same path."""
     routes: Path | None = None
     """A folder holding only the route file cut to the attempt's route, over ``<contents>/routes``."""
+    link: Path | None = None
+    """The folder evaluator and agent share (agent protocol tracks)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +227,11 @@ def images_of(track: Track) -> ContainerImages:
     return track.images
 
 
+def has_agent_protocol(track: Track) -> bool:
+    """Whether the track's agent runs alone (agent host + trusted evaluator container)."""
+    return bool(images_of(track).agent_command)
+
+
 def routes_path(track: Track) -> str:
     """Where the agent finds the route file: ``<contents>/routes/<basename of the track's file>``."""
     return f"{contents_root(track)}/routes/{PurePosixPath(track.routes_file).name}"
@@ -268,6 +286,7 @@ def placeholder_values(spec: AttemptSpec, agent: ImageFacts | None, gpu: str | N
             "scorer": track.scorer.value,
             "contents": contents_root(track),
             "gpu": gpu or "",
+            "agent_socket": AGENT_SOCKET,
         },
         env,
     )
@@ -312,29 +331,75 @@ def agent_user(image: ImageFacts, config: DockerConfig) -> str:
     return user
 
 
+def _contents_mounts(spec: AttemptSpec, paths: HostPaths) -> list[tuple[Path, str, bool]]:
+    mounts = [(host, target, True) for target, host in paths.contents]
+    if paths.routes is not None:
+        mounts.append((paths.routes, f"{contents_root(spec.track)}/routes", True))
+    return mounts
+
+
+def evaluator_plan(
+    spec: AttemptSpec, config: DockerConfig, paths: HostPaths, image: ImageFacts, agent: ImageFacts, gpu: str | None
+) -> ContainerPlan:
+    """The trusted evaluator (agent protocol tracks): in the simulator's namespace, writing the
+    checkpoint to the attempt folder, listening for the agent host on the shared socket."""
+    images = images_of(spec.track)
+    values = placeholder_values(spec, agent, gpu)
+    argv = fill(images.trusted_evaluator_command, values, f"track {spec.track.name} trusted evaluator")
+    if paths.link is None:
+        raise ConfigError("an agent protocol track needs the attempt's link folder")
+    pool = spec.track.pool
+    return ContainerPlan(
+        role=Role.EVALUATOR,
+        name=container_name(config, spec.attempt_id, Role.EVALUATOR),
+        image=image.id,
+        entrypoint=argv[:1],
+        command=argv[1:],
+        labels=tuple(attempt_labels(spec, config, Role.EVALUATOR, gpu).items()),
+        environment=(
+            ("PYTHONUNBUFFERED", "1"),
+            ("LBCLOUD_ATTEMPT", str(spec.attempt_id)),
+            ("TMPDIR", f"{ATTEMPT_DIR}/{SCRATCH_NAME}"),  # scenario files the simulator reads
+        ),
+        mounts=((paths.folder, ATTEMPT_DIR, False), (paths.link, LINK_DIR, False), *_contents_mounts(spec, paths)),
+        memory_bytes=memory_bytes(pool.simulator_memory),
+        nano_cpus=nano_cpus(pool.simulator_cpu),
+        network_mode=f"container:{container_name(config, spec.attempt_id, Role.SIMULATOR)}",
+        log_max_bytes=config.log_max_bytes,
+        read_only=True,
+        scratch_size=config.scratch_size,
+        pids_limit=config.pids_limit,
+        sandboxed=True,
+    )
+
+
 def agent_plan(
     spec: AttemptSpec, config: DockerConfig, paths: HostPaths, image: ImageFacts, gpu: str | None
 ) -> ContainerPlan:
-    """The team's container, sandboxed, in its simulator's network namespace, running the track's
-    evaluator command; raises InputError when the image names no agent (``$TEAM_AGENT``)."""
+    """The team's container, sandboxed. Agent protocol tracks: the agent host alone, no network, only
+    the shared socket folder. Others: the track's evaluator command in the simulator's namespace.
+    Raises InputError when the image names no agent (``$TEAM_AGENT``)."""
     images = images_of(spec.track)
+    split = has_agent_protocol(spec.track)
+    template = images.agent_command if split else images.evaluator_command
     values = placeholder_values(spec, image, gpu)
-    if any("{agent}" in item for item in images.evaluator_command) and not values["agent"]:
+    if any("{agent}" in item for item in template) and not values["agent"]:
         raise InputError(f"image {image.ref} names no agent: set TEAM_AGENT in its Dockerfile")
-    argv = fill(images.evaluator_command, values, f"track {spec.track.name} evaluator")
+    argv = fill(template, values, f"track {spec.track.name} agent")
     if not argv:
-        raise ConfigError(f"track {spec.track.name}: the evaluator command is empty")
-    mounts: list[tuple[Path, str, bool]] = [(paths.folder, ATTEMPT_DIR, False)]
-    mounts += [(host, target, True) for target, host in paths.contents]
-    if paths.routes is not None:
-        mounts.append((paths.routes, f"{contents_root(spec.track)}/routes", True))
-    pool = spec.track.pool
-    environment = (
-        ("PYTHONUNBUFFERED", "1"),
-        ("LBCLOUD_ATTEMPT", str(spec.attempt_id)),
+        raise ConfigError(f"track {spec.track.name}: the agent's command is empty")
+    environment: tuple[tuple[str, str], ...] = (("PYTHONUNBUFFERED", "1"), ("LBCLOUD_ATTEMPT", str(spec.attempt_id)))
+    if split:
+        if paths.link is None:
+            raise ConfigError("an agent protocol track needs the attempt's link folder")
+        mounts: list[tuple[Path, str, bool]] = [(paths.link, LINK_DIR, False)]
+        network = "none"
+    else:
+        mounts = [(paths.folder, ATTEMPT_DIR, False), *_contents_mounts(spec, paths)]
+        network = f"container:{container_name(config, spec.attempt_id, Role.SIMULATOR)}"
         # files the simulator must read (scenario files) go to the shared attempt folder
-        ("TMPDIR", f"{ATTEMPT_DIR}/{SCRATCH_NAME}"),
-    )
+        environment += (("TMPDIR", f"{ATTEMPT_DIR}/{SCRATCH_NAME}"),)
+    pool = spec.track.pool
     return ContainerPlan(
         role=Role.AGENT,
         name=container_name(config, spec.attempt_id, Role.AGENT),
@@ -346,7 +411,7 @@ def agent_plan(
         mounts=tuple(mounts),
         memory_bytes=memory_bytes(pool.memory),
         nano_cpus=nano_cpus(pool.cpu),
-        network_mode=f"container:{container_name(config, spec.attempt_id, Role.SIMULATOR)}",
+        network_mode=network,
         log_max_bytes=config.log_max_bytes,
         user=agent_user(image, config),
         read_only=True,
