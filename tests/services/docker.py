@@ -14,7 +14,7 @@ root, or the daemon does not come up.
 
 Fixtures:
 
-- ``docker_engine`` (session): a :class:`TestEngine` (``.url`` for ``DOCKER_HOST``, ``.client``).
+- ``docker_engine`` (session): a :class:`DockerTestEngine` (``.url`` for ``DOCKER_HOST``, ``.client``).
 - ``lbcloud_images`` (session): runs ``scripts/build-images`` against that engine; the image names.
 """
 
@@ -45,7 +45,9 @@ STORAGE_DRIVERS = ("overlay2", "vfs")
 
 
 @dataclass(frozen=True)
-class TestEngine:
+class DockerTestEngine:
+    __test__ = False
+
     url: str
     client: docker.DockerClient
     root: Path
@@ -117,7 +119,7 @@ def _wait_for(proc: subprocess.Popen[bytes], url: str) -> docker.DockerClient | 
 
 
 @pytest.fixture(scope="session")
-def docker_engine() -> Iterator[TestEngine]:
+def docker_engine() -> Iterator[DockerTestEngine]:
     dockerd = shutil.which("dockerd")
     if dockerd is None:
         pytest.skip("dockerd is not installed (apt-get install docker.io)")
@@ -142,7 +144,7 @@ def docker_engine() -> Iterator[TestEngine]:
         # leftovers of an interrupted earlier session
         for container in client.containers.list(all=True, filters={"label": "io.lbcloud.backend=docker"}):
             container.remove(force=True)
-        yield TestEngine(url, client, run)
+        yield DockerTestEngine(url, client, run)
     finally:
         if client is not None:
             client.close()
@@ -159,7 +161,7 @@ def docker_engine() -> Iterator[TestEngine]:
 
 
 @pytest.fixture(scope="session")
-def lbcloud_images(docker_engine: TestEngine) -> list[str]:
+def lbcloud_images(docker_engine: DockerTestEngine) -> list[str]:
     """lbcloud's images, built into the test engine (quick when nothing changed)."""
     done = subprocess.run(
         [str(REPO_ROOT / "scripts" / "build-images")],
