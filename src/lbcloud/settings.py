@@ -47,9 +47,11 @@ def _sumo_local_commands() -> LocalCommands:
             "--agent", "{agent}", "--agent-config", "{agent_config}",
             "--routes", "{routes}", "--routes-subset", "{route}", "--repetitions", "{repetitions}",
             "--checkpoint", "{checkpoint}", "--port", "{port}", "--seed", "{seed}", "--scorer", "{scorer}",
+            "--agent-sandbox", "{agent_sandbox}", "--agent-memory-mb", "{agent_memory_mb}",
+            "--agent-pids", "{agent_pids}", "--agent-cpu-s", "{agent_cpu_s}", "--agent-disk-mb", "{agent_disk_mb}",
+            "--agent-log-bytes", "{agent_log_bytes}",
         ),
     )  # fmt: skip
-
 
 class TolerationSettings(BaseModel):
     key: str
@@ -80,6 +82,13 @@ class ImagesSettings(BaseModel):
     evaluator_command: list[str]
     contents_paths: list[str] = Field(default_factory=lambda: ["/workspace"])
     simulator_port: int = 2000
+    agent_command: list[str] = Field(
+        default_factory=list, description="Docker backend: the participant's image runs only this agent host."
+    )
+    trusted_evaluator_command: list[str] = Field(
+        default_factory=list, description="Docker backend: the evaluator a trusted container runs beside it."
+    )
+    evaluator_image: str | None = Field(default=None, description="Image of that evaluator (default: contents).")
 
 
 class LocalCommandsSettings(BaseModel):
@@ -135,6 +144,9 @@ class TrackSettings(BaseModel):
                 evaluator_command=tuple(self.images.evaluator_command),
                 contents_paths=tuple(self.images.contents_paths),
                 simulator_port=self.images.simulator_port,
+                agent_command=tuple(self.images.agent_command),
+                trusted_evaluator_command=tuple(self.images.trusted_evaluator_command),
+                evaluator_image=self.images.evaluator_image,
             )
             if self.images
             else None,
@@ -176,10 +188,19 @@ def default_tracks() -> list[TrackSettings]:
         contents="lbcloud:latest",
         simulator="lbcloud:latest",
         simulator_command=["lbcloud", "track", "sumo", "simulator", "--port", "{port}"],
-        evaluator_command=["lbcloud", *local.evaluator[3:]],
+        # the pod's container has its own limits: the local backend's agent sandbox flags stay local
+        evaluator_command=["lbcloud", *local.evaluator[3 : local.evaluator.index("--agent-sandbox")]],
         contents_paths=["/opt/lbcloud-track"],
         simulator_port=8813,
-    )
+        # Docker backend: the team's image runs only the agent host; the evaluator is a trusted container
+        agent_command=[
+            "python3", "-m", "lbcloud.tracks.sumo.agent_host", "--connect", "unix:{agent_socket}", "--agent", "{agent}",
+        ],
+        trusted_evaluator_command=[
+            "lbcloud", *local.evaluator[3 : local.evaluator.index("--agent-sandbox")],
+            "--agent-socket", "{agent_socket}",
+        ],
+    )  # fmt: skip
     common: dict[str, Any] = {
         "simulator": SimulatorKind.SUMO,
         "scorer": ScorerVersion.LB20,
@@ -223,6 +244,18 @@ class LocalBackendSettings(BaseModel):
         default=None, description="Host-wide port reservation folder (default: $TMPDIR/lbcloud-ports); share it "
         "between every lbcloud install on the host.",
     )  # fmt: skip
+    agent_sandbox: Literal["auto", "bwrap", "none"] = Field(
+        default="auto", description="auto: bubblewrap where it works; bwrap: required; none: plain processes."
+    )
+    allow_unsandboxed_agents: bool = Field(
+        default=False, description="Accept agent files although no sandbox works here (agents can then read it all)."
+    )
+    agent_memory_mb: int = Field(default=4096, ge=64, description="Address space per agent process.")
+    agent_pids: int = Field(default=128, ge=8, description="Processes and threads per agent.")
+    agent_cpu_s: int = Field(default=3600, ge=10, description="CPU seconds per agent process.")
+    agent_disk_mb: int = Field(default=512, ge=1, description="Writable space of a sandboxed agent; largest file.")
+    log_limit_bytes: int = Field(default=8 * 1024 * 1024, ge=4096, description="Kept per log of an attempt.")
+    min_free_mb: int = Field(default=1024, ge=0, description="No attempt starts with less free space in workdir.")
 
     @field_validator("port_range")
     @classmethod
@@ -231,6 +264,25 @@ class LocalBackendSettings(BaseModel):
         if not 1024 <= low <= high <= 65535:
             raise ValueError(f"must be [low, high] with 1024 <= low <= high <= 65535, not [{low}, {high}]")
         return value
+
+
+class DockerSettings(BaseModel):
+    """The Docker backend: one machine's Docker Engine runs each attempt as containers."""
+
+    base_url: str | None = Field(
+        default=None, description="Engine address (default: $DOCKER_HOST, else the local socket)."
+    )
+    slots: int = Field(default=2, ge=1, description="Concurrent attempts on this machine.")
+    gpus: list[str] = Field(
+        default_factory=list, description="GPU indices (or UUIDs) for tracks with gpus_per_attempt; one per slot."
+    )
+    workdir: str | None = Field(default=None, description="Attempt folders (default: <data_dir>/docker-attempts).")
+    agent_user: str = Field(default="10001:10001", description="uid:gid of agent containers whose image runs as root.")
+    pids_limit: int = Field(default=512, ge=16, description="Processes an agent container may run.")
+    scratch_size: str = Field(default="1g", description="Size of the agent's writable /tmp (tmpfs).")
+    log_max_bytes: int = Field(default=2_000_000, ge=10_000, description="Per-container log kept and uploaded.")
+    ready_timeout_s: float = Field(default=60.0, gt=0, description="Longest wait for the simulator's port.")
+    pull_timeout_s: float = Field(default=600.0, gt=0, description="Longest pull of a team's image.")
 
 
 class KubernetesSettings(BaseModel):
@@ -367,10 +419,11 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL. Default: sqlite:///<data_dir>/lbcloud.db"
     )
-    backend: Literal["local", "kubernetes"] = "local"
+    backend: Literal["local", "kubernetes", "docker"] = "local"
     artifacts: ArtifactSettings = Field(default_factory=ArtifactSettings)
     local: LocalBackendSettings = Field(default_factory=LocalBackendSettings)
     kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
+    docker: DockerSettings = Field(default_factory=DockerSettings)
     evalai: EvalAISettings = Field(default_factory=EvalAISettings)
     sqs: SQSSettings = Field(default_factory=SQSSettings)
     web: WebSettings = Field(default_factory=WebSettings)

@@ -34,15 +34,29 @@ def build_backend(system: System) -> AttemptBackend:
         from lbcloud.entrypoints.k8s_wiring import build_kubernetes_backend
 
         return build_kubernetes_backend(system)
+    if settings.backend == "docker":
+        from lbcloud.entrypoints.docker_wiring import build_docker_backend
+
+        return build_docker_backend(system)
     from lbcloud.adapters.backends.local import LocalBackend
+    from lbcloud.adapters.backends.local_privileges import AgentPolicy
+    from lbcloud.entrypoints.wiring import local_sandbox_warning
 
     workdir = Path(settings.local.workdir) if settings.local.workdir else settings.data_path / "attempts"
+    local = settings.local
+    policy = AgentPolicy(
+        sandbox=local.agent_sandbox, memory_mb=local.agent_memory_mb, pids=local.agent_pids,
+        cpu_s=local.agent_cpu_s, disk_mb=local.agent_disk_mb, log_limit_bytes=local.log_limit_bytes,
+        min_free_mb=local.min_free_mb,
+    )  # fmt: skip
     return LocalBackend(
         workdir.resolve(),
         system.artifacts,
         port_range=settings.local.port_range,
         port_lock_dir=Path(settings.local.port_lock_dir) if settings.local.port_lock_dir else None,
         cancel_grace_s=settings.local.cancel_grace_s,
+        policy=policy,
+        sandbox_warning=local_sandbox_warning(settings),
     )
 
 
@@ -50,11 +64,14 @@ def build_dispatcher(system: System) -> Dispatcher:
     """The dispatcher with the configured backend, capacity, sinks and pollers."""
     settings = system.settings
     backend = build_backend(system)
-    if settings.backend == "local":
-        capacity = {"local": settings.local.slots}
+    if settings.backend in ("local", "docker"):
+        # one machine: its slots are shared by every track
+        slots = settings.local.slots if settings.backend == "local" else settings.docker.slots
+        pool_name: str = settings.backend
+        capacity = {pool_name: slots}
 
         def pool_of(track: object) -> str:
-            return "local"
+            return pool_name
 
     else:
         capacity = {}

@@ -4,7 +4,10 @@ Each attempt gets a folder ``<workdir>/attempt-<id>`` and a supervisor process
 (:mod:`.local_supervisor`) in its own session, which starts the simulator, waits for its port,
 starts the evaluator and enforces the watchdogs. The backend only reads files the supervisor
 writes, so it never blocks, and a restarted dispatcher re-attaches to attempts that kept running
-(:meth:`LocalBackend.adopt`). Logs are copied into the artifact store while they grow.
+(:meth:`LocalBackend.adopt`). Logs are copied into the artifact store while they grow, each capped
+at ``log_limit_bytes``; an attempt's folder is removed once the attempt is collected (its record and
+logs live on in the state and artifact stores). Attempt processes get an allowlisted environment and
+agents the limits of :class:`~lbcloud.adapters.backends.local_privileges.AgentPolicy`.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -24,6 +28,12 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from lbcloud.adapters.backends.local_ports import PortReservation, reserve_port
+from lbcloud.adapters.backends.local_privileges import (
+    AgentPolicy,
+    attempt_environment,
+    check_free_space,
+    read_capped,
+)
 from lbcloud.adapters.backends.local_supervisor import (
     GROUPS_FILE,
     PID_FILE,
@@ -33,6 +43,7 @@ from lbcloud.adapters.backends.local_supervisor import (
 )
 from lbcloud.domain.artifact_keys import LogStream, attempt_log_key
 from lbcloud.domain.blame import (
+    EXIT_AGENT_HOST_UNAVAILABLE,
     EXIT_AGENT_REJECTED,
     EXIT_FINISHED,
     EXIT_SIMULATION_CRASHED,
@@ -95,6 +106,8 @@ class LocalBackend:
         python: str = sys.executable,
         ready_timeout_s: float = 60.0,
         port_lock_dir: Path | None = None,
+        policy: AgentPolicy | None = None,
+        sandbox_warning: str | None = None,
     ) -> None:
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -105,6 +118,9 @@ class LocalBackend:
         self._ready_timeout = ready_timeout_s
         self._port_lock_dir = port_lock_dir
         self._tracked: dict[int, _Tracked] = {}
+        self._policy = policy or AgentPolicy()
+        if sandbox_warning:
+            log.warning("local backend: %s", sandbox_warning)
 
     # ----------------------------------------------------------------------------------- launching
     def _commands(self, spec: AttemptSpec, port: int, folder: Path) -> tuple[list[str], list[str]]:
@@ -122,6 +138,7 @@ class LocalBackend:
             "seed": str(spec.seed),
             "workdir": str(folder),
             "scorer": track.scorer.value,
+            **self._policy.placeholders(),
         }
 
         def fill(argv: Sequence[str]) -> list[str]:
@@ -133,6 +150,7 @@ class LocalBackend:
         return fill(track.local.simulator), fill(track.local.evaluator)
 
     def launch(self, spec: AttemptSpec) -> str:
+        check_free_space(self.workdir, self._policy.min_free_mb)
         folder = self.workdir / f"attempt-{spec.attempt_id}"
         folder.mkdir(parents=True, exist_ok=True)
         reservation = reserve_port(*self._ports, self._port_lock_dir)
@@ -167,6 +185,7 @@ class LocalBackend:
             start_new_session=True,
             close_fds=True,
             pass_fds=(reservation.fd,),
+            env=attempt_environment(os.environ),  # no settings, tokens or credentials below this point
         )
         self._tracked[spec.attempt_id] = _Tracked(
             spec.attempt_id, spec.submission_id, folder, spec.repetition, port, process=proc
@@ -184,6 +203,7 @@ class LocalBackend:
             if result_file.exists():
                 events.append(self._ended(tracked))
                 del self._tracked[attempt_id]
+                self._remove_folder(tracked.workdir)
                 continue
             if not tracked.running_reported and (tracked.workdir / READY_FILE).exists():
                 tracked.running_reported = True
@@ -208,6 +228,7 @@ class LocalBackend:
                     )
                 )
                 del self._tracked[attempt_id]
+                self._remove_folder(tracked.workdir)
         return events
 
     def _supervisor_alive(self, tracked: _Tracked) -> bool:
@@ -222,10 +243,16 @@ class LocalBackend:
     def _read_logs(self, tracked: _Tracked) -> dict[str, bytes]:
         out: dict[str, bytes] = {}
         for stream, name in LOG_FILES.items():
-            path = tracked.workdir / name
-            if path.exists():
-                out[stream.value] = path.read_bytes()
+            try:
+                out[stream.value] = read_capped(tracked.workdir / name, self._policy.log_limit_bytes)
+            except OSError:
+                continue
         return out
+
+    def _remove_folder(self, folder: Path) -> None:
+        """Remove a collected attempt's folder (its record and logs are in the event)."""
+        if folder.parent == self.workdir and folder.name.startswith("attempt-"):
+            shutil.rmtree(folder, ignore_errors=True)
 
     def _upload_logs(self, tracked: _Tracked) -> None:
         for stream, name in LOG_FILES.items():
@@ -234,13 +261,17 @@ class LocalBackend:
                 size = path.stat().st_size
             except OSError:
                 continue
-            if tracked.log_sizes.get(stream) == size:
-                continue
+            previous, limit = tracked.log_sizes.get(stream), self._policy.log_limit_bytes
+            if previous == size or (previous is not None and previous > limit and size > limit):
+                continue  # unchanged, or grown only past the cap (the stored copy is already capped)
             try:
+                data = read_capped(path, self._policy.log_limit_bytes)
                 self._artifacts.put(
-                    attempt_log_key(tracked.submission_id, tracked.attempt_id, stream), path.read_bytes(), "text/plain"
+                    attempt_log_key(tracked.submission_id, tracked.attempt_id, stream), data, "text/plain"
                 )
                 tracked.log_sizes[stream] = size
+            except OSError:
+                continue
             except LbcloudError as err:
                 log.warning("log upload failed, will retry: %s", err, extra={"attempt": tracked.attempt_id})
 
@@ -278,28 +309,7 @@ class LocalBackend:
         return event(outcome, blame, reason, message=detail, record_json=text if keep else None)
 
     def _record(self, tracked: _Tracked) -> tuple[str, RouteRecord] | None:
-        """The checkpoint's single record as a one-record document (``route_id`` set to the task's
-        repetition) and as a value, or None when the evaluator wrote none."""
-        path = tracked.workdir / "checkpoint.json"
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError:
-            return None
-        if not text.strip():
-            return None
-        try:
-            results = parse_results(text, str(path))
-        except LbcloudError as err:
-            log.warning("unreadable checkpoint: %s", err, extra={"attempt": tracked.attempt_id})
-            return None
-        if not results.records:
-            return None
-        record = results.records[-1]
-        if tracked.repetition and results.format is ResultFormat.V2X:
-            route, _ = record.route_and_repetition
-            record = replace(record, route_id=route_id_for(route, tracked.repetition))
-            return dumps_results(replace(results, records=(record,))), record
-        return text, record
+        return checkpoint_record(tracked.workdir / "checkpoint.json", tracked.repetition, tracked.attempt_id)
 
     # ----------------------------------------------------------------------------- cancel / adopt
     def cancel(self, attempt_id: int, handle: str) -> None:
@@ -367,12 +377,38 @@ class LocalBackend:
                     self.cancel(attempt.id, str(folder))
                 reason = "the attempt's processes are gone and left no result"
                 events.append(_lost(attempt.id, reason, self._read_logs(tracked)))
+                if not found_late:  # a late supervisor needs the cancelled result to stand down
+                    self._remove_folder(folder)
         return events
 
     def close(self) -> None:
         for tracked in self._tracked.values():
             if tracked.process is not None:
                 tracked.process.poll()
+
+
+def checkpoint_record(path: Path, repetition: int, attempt_id: int) -> tuple[str, RouteRecord] | None:
+    """The checkpoint's single record as a one-record document (``route_id`` set to the task's
+    repetition) and as a value, or None when the evaluator wrote none (or nothing readable)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    if not text.strip():
+        return None
+    try:
+        results = parse_results(text, str(path))
+    except LbcloudError as err:
+        log.warning("unreadable checkpoint: %s", err, extra={"attempt": attempt_id})
+        return None
+    if not results.records:
+        return None
+    record = results.records[-1]
+    if repetition and results.format is ResultFormat.V2X:
+        route, _ = record.route_and_repetition
+        record = replace(record, route_id=route_id_for(route, repetition))
+        return dumps_results(replace(results, records=(record,))), record
+    return text, record
 
 
 ERROR_LINE = re.compile(r"\bERROR\b|\bCRITICAL\b|Error\b|Exception\b")
@@ -424,6 +460,8 @@ def classify_exit(code: int | None, has_record: bool, simulator_code: int | None
         return AttemptOutcome.FAILED, Blame.SIMULATOR, "the simulation crashed"
     if code == EXIT_SIMULATOR_UNREACHABLE:
         return AttemptOutcome.FAILED, Blame.SIMULATOR, "the evaluator could not connect to the simulator"
+    if code == EXIT_AGENT_HOST_UNAVAILABLE:
+        return AttemptOutcome.FAILED, Blame.INFRASTRUCTURE, "the agent host could not be started on this machine"
     if code == EXIT_USAGE:
         return AttemptOutcome.FAILED, Blame.INFRASTRUCTURE, "the evaluator rejected its arguments (exit 2)"
     if code == EXIT_FINISHED:
