@@ -15,9 +15,10 @@ from kubernetes import client
 from lbcloud.domain.artifact_keys import attempt_log_key
 from lbcloud.domain.submissions import SubmissionStatus
 from lbcloud.domain.tasks import AttemptOutcome, RouteTaskStatus
-from tests.e2e.k8s_node.conftest import AgentImages, NodeDispatcher, node_track, single_route_track
+from tests.e2e.k8s_node.node_support import AgentImages, NodeDispatcher, node_track, single_route_track
 
-pytestmark = [pytest.mark.k8s_node, pytest.mark.slow]
+# the first test of a session may build lbcloud's images (cold cache: a few minutes) in its setup
+pytestmark = [pytest.mark.k8s_node, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 
 def test_dispatcher_sigkill_then_restart_adopts_the_running_pods_by_label(
