@@ -524,7 +524,9 @@ def render_job(spec: AttemptSpec, config: KubernetesConfig) -> Manifest:
     contents_copy = " && ".join(
         f"cp -R {shlex.quote(p.rstrip('/') + '/.')} {STAGING_DIR}/" for p in images.contents_paths
     )
-    small = _resources("100m", "256Mi")
+    # init steps run before the pod's containers, so the scheduler counts only the larger of the two:
+    # the agent's CPU costs nothing extra and keeps Python's start-up from crawling under a 100m quota
+    small = _resources(pool.cpu, "256Mi")
     init_containers: list[Manifest] = [
         {
             "name": CONTENTS,
