@@ -40,13 +40,12 @@ from lbcloud.tracks.sumo.agent_protocol import (
     STAGE_SENSORS,
     STAGE_SETUP,
     STEP,
+    Channel,
     PeerClosed,
     ProtocolError,
     control_message,
     decode_reading,
     encode,
-    receive,
-    send,
 )
 
 MAX_ERROR_CHARS = 500
@@ -110,7 +109,7 @@ class AgentHost:
     """Serves one connection: one agent instance per ``setup`` … ``destroy`` cycle."""
 
     def __init__(self, sock: socket.socket, reference: str) -> None:
-        self.sock = sock
+        self.channel = Channel(sock)
         self.reference = reference
         self._class: type | None = None
         self._agent: Any = None
@@ -170,17 +169,17 @@ class AgentHost:
 
     def serve(self) -> int:
         """Greet, then answer requests until ``bye`` or hang-up; returns the process exit code."""
-        send(self.sock, {"type": HELLO, "protocol": PROTOCOL_VERSION})
+        self.channel.send({"type": HELLO, "protocol": PROTOCOL_VERSION})
         while True:
             try:
-                message = receive(self.sock)
+                message = self.channel.receive()
             except PeerClosed:
                 return 0
             if message["type"] == BYE:
                 return 0
             answer = self._answer(message)
             if answer is not None:
-                send(self.sock, answer)
+                self.channel.send(answer)
 
 
 def connect(address: str, timeout_s: float) -> socket.socket:
