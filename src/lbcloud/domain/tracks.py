@@ -37,7 +37,9 @@ class LocalCommands:
 
     Each command is an argv list whose items may contain the placeholders ``{port}``, ``{routes}``,
     ``{route}`` (a one-route subset), ``{repetitions}``, ``{checkpoint}``, ``{agent}``,
-    ``{agent_config}``, ``{seed}`` and ``{workdir}``.
+    ``{agent_config}``, ``{seed}``, ``{workdir}``, and the local backend's agent policy
+    (``{agent_sandbox}``, ``{agent_memory_mb}``, ``{agent_pids}``, ``{agent_cpu_s}``, ``{agent_disk_mb}``,
+    ``{agent_log_bytes}``).
     """
 
     simulator: tuple[str, ...]
