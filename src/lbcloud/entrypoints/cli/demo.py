@@ -70,7 +70,8 @@ def demo(
         data_dir=str(data_dir),
         backend="local",
         database_url=None,
-        local={"slots": slot_count},
+        # the demo runs the operator's own sample agents: sandboxed where bubblewrap works, else as they are
+        local={"slots": slot_count, "allow_unsandboxed_agents": True},
     )
     system = build_system(settings)
     store = system.store
