@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from lbcloud.adapters.backends.local_ports import PortReservation, reserve_port
+from lbcloud.adapters.backends.local_standby import Standby, StandbyPool
 from lbcloud.adapters.backends.local_supervisor import (
     GROUPS_FILE,
     PID_FILE,
@@ -95,6 +96,7 @@ class LocalBackend:
         python: str = sys.executable,
         ready_timeout_s: float = 60.0,
         port_lock_dir: Path | None = None,
+        standby: int = 1,
     ) -> None:
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -105,6 +107,11 @@ class LocalBackend:
         self._ready_timeout = ready_timeout_s
         self._port_lock_dir = port_lock_dir
         self._tracked: dict[int, _Tracked] = {}
+        # the next attempt's supervisor and simulator, started while the current route runs
+        self._standbys = StandbyPool(
+            self.workdir, python=python, port_range=port_range, port_lock_dir=port_lock_dir,
+            ready_timeout_s=ready_timeout_s, grace_s=cancel_grace_s, size=standby,
+        )  # fmt: skip
 
     # ----------------------------------------------------------------------------------- launching
     def _commands(self, spec: AttemptSpec, port: int, folder: Path) -> tuple[list[str], list[str]]:
@@ -134,6 +141,46 @@ class LocalBackend:
 
     def launch(self, spec: AttemptSpec) -> str:
         folder = self.workdir / f"attempt-{spec.attempt_id}"
+        standby = self._standbys.take(spec.track) if self._standbys.size else None
+        try:
+            if standby is not None:
+                return self._start_on_standby(spec, folder, standby)
+            return self._start_cold(spec, folder)
+        finally:
+            if self._standbys.size:
+                self._standbys.refill(spec.track)
+
+    def _start_on_standby(self, spec: AttemptSpec, folder: Path, standby: Standby) -> str:
+        os.rename(standby.folder, folder)  # its processes keep running, now in the attempt's folder
+        simulator, evaluator = self._commands(spec, standby.port, folder)
+        (folder / "attempt.json").write_text(
+            json.dumps({"attempt": spec.attempt_id, "submission": spec.submission_id, "repetition": spec.repetition}),
+            encoding="utf-8",
+        )
+        sup = self._supervisor_spec(spec, simulator, evaluator, standby.port)
+        tmp = folder / "spec.json.tmp"
+        tmp.write_text(json.dumps(asdict(sup), indent=2), encoding="utf-8")
+        os.replace(tmp, folder / "spec.json")  # the standby starts the evaluator once this appears
+        self._tracked[spec.attempt_id] = _Tracked(
+            spec.attempt_id, spec.submission_id, folder, spec.repetition, standby.port, process=standby.process
+        )
+        return str(folder)
+
+    def _supervisor_spec(
+        self, spec: AttemptSpec, simulator: list[str], evaluator: list[str], port: int
+    ) -> SupervisorSpec:
+        return SupervisorSpec(
+            simulator=simulator,
+            evaluator=evaluator,
+            port=port,
+            budget_s=spec.budget_s,
+            silence_timeout_s=spec.track.silence_timeout_s,
+            ready_timeout_s=self._ready_timeout,
+            grace_s=self._grace,
+            env={"PYTHONUNBUFFERED": "1", "LBCLOUD_ATTEMPT": str(spec.attempt_id)},
+        )
+
+    def _start_cold(self, spec: AttemptSpec, folder: Path) -> str:
         folder.mkdir(parents=True, exist_ok=True)
         reservation = reserve_port(*self._ports, self._port_lock_dir)
         try:
@@ -144,16 +191,7 @@ class LocalBackend:
     def _start(self, spec: AttemptSpec, folder: Path, reservation: PortReservation) -> str:
         port = reservation.port
         simulator, evaluator = self._commands(spec, port, folder)
-        sup = SupervisorSpec(
-            simulator=simulator,
-            evaluator=evaluator,
-            port=port,
-            budget_s=spec.budget_s,
-            silence_timeout_s=spec.track.silence_timeout_s,
-            ready_timeout_s=self._ready_timeout,
-            grace_s=self._grace,
-            env={"PYTHONUNBUFFERED": "1", "LBCLOUD_ATTEMPT": str(spec.attempt_id)},
-        )
+        sup = self._supervisor_spec(spec, simulator, evaluator, port)
         (folder / "spec.json").write_text(json.dumps(asdict(sup), indent=2), encoding="utf-8")
         (folder / "attempt.json").write_text(
             json.dumps({"attempt": spec.attempt_id, "submission": spec.submission_id, "repetition": spec.repetition}),
@@ -370,6 +408,7 @@ class LocalBackend:
         return events
 
     def close(self) -> None:
+        self._standbys.close()
         for tracked in self._tracked.values():
             if tracked.process is not None:
                 tracked.process.poll()
