@@ -47,6 +47,9 @@ def _sumo_local_commands() -> LocalCommands:
             "--agent", "{agent}", "--agent-config", "{agent_config}",
             "--routes", "{routes}", "--routes-subset", "{route}", "--repetitions", "{repetitions}",
             "--checkpoint", "{checkpoint}", "--port", "{port}", "--seed", "{seed}", "--scorer", "{scorer}",
+            "--agent-sandbox", "{agent_sandbox}", "--agent-memory-mb", "{agent_memory_mb}",
+            "--agent-pids", "{agent_pids}", "--agent-cpu-s", "{agent_cpu_s}", "--agent-disk-mb", "{agent_disk_mb}",
+            "--agent-log-bytes", "{agent_log_bytes}",
         ),
     )  # fmt: skip
 
@@ -176,7 +179,8 @@ def default_tracks() -> list[TrackSettings]:
         contents="lbcloud:latest",
         simulator="lbcloud:latest",
         simulator_command=["lbcloud", "track", "sumo", "simulator", "--port", "{port}"],
-        evaluator_command=["lbcloud", *local.evaluator[3:]],
+        # the pod's container has its own limits: the local backend's agent sandbox flags stay local
+        evaluator_command=["lbcloud", *local.evaluator[3 : local.evaluator.index("--agent-sandbox")]],
         contents_paths=["/opt/lbcloud-track"],
         simulator_port=8813,
     )
@@ -225,6 +229,18 @@ class LocalBackendSettings(BaseModel):
         default=None, description="Host-wide port reservation folder (default: $TMPDIR/lbcloud-ports); share it "
         "between every lbcloud install on the host.",
     )  # fmt: skip
+    agent_sandbox: Literal["auto", "bwrap", "none"] = Field(
+        default="auto", description="auto: bubblewrap where it works; bwrap: required; none: plain processes."
+    )
+    allow_unsandboxed_agents: bool = Field(
+        default=False, description="Accept agent files although no sandbox works here (agents can then read it all)."
+    )
+    agent_memory_mb: int = Field(default=4096, ge=64, description="Address space per agent process.")
+    agent_pids: int = Field(default=128, ge=8, description="Processes and threads per agent.")
+    agent_cpu_s: int = Field(default=3600, ge=10, description="CPU seconds per agent process.")
+    agent_disk_mb: int = Field(default=512, ge=1, description="Writable space of a sandboxed agent; largest file.")
+    log_limit_bytes: int = Field(default=8 * 1024 * 1024, ge=4096, description="Kept per log of an attempt.")
+    min_free_mb: int = Field(default=1024, ge=0, description="No attempt starts with less free space in workdir.")
 
     @field_validator("port_range")
     @classmethod
@@ -257,6 +273,10 @@ class KubernetesSettings(BaseModel):
         description="Labels of the dispatcher pods evaluation pods may reach.",
     )
     image_pull_secrets: list[str] = Field(default_factory=list)
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = Field(
+        default=None,
+        description="Pull policy of every container (default: the cluster's); Never where images are preloaded.",
+    )
     allowed_registries: list[str] = Field(default_factory=list)
 
 

@@ -46,6 +46,7 @@ from lbcloud.domain.blame import Blame, Failure, blame_of_record_status, should_
 from lbcloud.domain.errors import LbcloudError, Unavailable
 from lbcloud.domain.results.evalai_format import stdout_summary
 from lbcloud.domain.results.reader import parse_results
+from lbcloud.domain.results.validation import RecordRefused, validate_route_record
 from lbcloud.domain.submissions import Submission, SubmissionStatus
 from lbcloud.domain.tasks import Attempt, AttemptOutcome, AttemptStatus, NewRouteTask, RouteTask, RouteTaskStatus
 from lbcloud.domain.tracks import Track
@@ -420,6 +421,16 @@ class Dispatcher(Launching):
         blame = event.blame
         reason = event.reason
         record = event.record_json
+        if record:
+            try:  # nothing counts before it is checked against the task and re-scored
+                validate_route_record(record, route_id=task.route_id, repetition=task.repetition, scorer=track.scorer)
+            except RecordRefused as err:
+                outcome, blame, reason, record = (
+                    AttemptOutcome.FAILED,
+                    Blame.AGENT,
+                    f"route record refused: {err}",
+                    None,
+                )
         if outcome is AttemptOutcome.RECORD and record:
             status = self._record_status(record)
             blame = blame_of_record_status(status) if blame is Blame.NONE else blame

@@ -21,6 +21,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -115,6 +116,7 @@ class StandbyPool:
         ready_timeout_s: float,
         grace_s: float,
         size: int = 1,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.workdir = workdir
         self._python = python
@@ -123,6 +125,7 @@ class StandbyPool:
         self._ready_timeout = ready_timeout_s
         self._grace = grace_s
         self.size = size
+        self._env = dict(env) if env is not None else None  # the supervisors' environment
         self._standbys: list[Standby] = []
         self._serial = 0
         self._clear_leftovers()
@@ -199,6 +202,7 @@ class StandbyPool:
                 stderr=open(folder / "supervisor.err", "ab"),  # noqa: SIM115
                 start_new_session=True,
                 close_fds=True,
+                env=self._env,
                 pass_fds=(reservation.fd,),
             )
             return Standby(folder, reservation.port, key, process, time.monotonic())
