@@ -3,7 +3,6 @@ a launch takes them over. Real processes and sockets on 127.0.0.1."""
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -56,10 +55,9 @@ def test_a_launch_takes_the_ready_standby_and_each_attempt_gets_a_fresh_simulato
         assert not standby.exists(), "the standby became the attempt's folder"
         second = _wait_end(backend)
         assert (second.outcome, second.blame) == (AttemptOutcome.RECORD, Blame.NONE), second.reason
-        folder = tmp_path / "work" / "attempt-2"
-        assert "standby taken by attempt-2" in (folder / "lbcloud.log").read_text()
-        assert json.loads((folder / "result.json").read_text())["ended_by"] == "exit"
-        pids = [(tmp_path / "work" / f"attempt-{n}" / "simulator.log").read_text().split()[-1] for n in (1, 2)]
+        assert "standby taken by attempt-2" in second.logs["lbcloud"].decode()
+        assert "ended (exit)" in second.logs["lbcloud"].decode()
+        pids = [event.logs["simulator"].decode().split()[-1] for event in (first, second)]
         assert pids[0] != pids[1], "a fresh simulator process for every attempt"
         assert len(list((tmp_path / "work").glob("standby-*"))) == 1, "the next one is already on its way"
     finally:
