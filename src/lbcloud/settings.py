@@ -221,6 +221,10 @@ class LocalBackendSettings(BaseModel):
         default=(21000, 21999), description="Simulator ports [low, high], reserved host-wide per attempt."
     )
     cancel_grace_s: float = Field(default=1.5, ge=0.0)
+    standby_attempts: int = Field(
+        default=1, ge=0, le=8,
+        description="Attempts prepared ahead (supervisor + fresh simulator started while routes run); 0: none.",
+    )  # fmt: skip
     port_lock_dir: str | None = Field(
         default=None, description="Host-wide port reservation folder (default: $TMPDIR/lbcloud-ports); share it "
         "between every lbcloud install on the host.",

@@ -34,6 +34,7 @@ from lbcloud.adapters.backends.local_privileges import (
     check_free_space,
     read_capped,
 )
+from lbcloud.adapters.backends.local_standby import Standby, StandbyPool
 from lbcloud.adapters.backends.local_supervisor import (
     GROUPS_FILE,
     PID_FILE,
@@ -108,6 +109,7 @@ class LocalBackend:
         policy: AgentPolicy | None = None,
         sandbox_warning: str | None = None,
         port_lock_dir: Path | None = None,
+        standby: int = 1,
     ) -> None:
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -121,6 +123,12 @@ class LocalBackend:
         self._policy = policy or AgentPolicy()
         if sandbox_warning:
             log.warning("local backend: %s", sandbox_warning)
+        # the next attempt's supervisor and simulator, started while the current route runs
+        self._standbys = StandbyPool(
+            self.workdir, python=python, port_range=port_range, port_lock_dir=port_lock_dir,
+            ready_timeout_s=ready_timeout_s, grace_s=cancel_grace_s, size=standby,
+            env=attempt_environment(os.environ),
+        )  # fmt: skip
 
     # ----------------------------------------------------------------------------------- launching
     def _commands(self, spec: AttemptSpec, port: int, folder: Path) -> tuple[list[str], list[str]]:
@@ -152,6 +160,46 @@ class LocalBackend:
     def launch(self, spec: AttemptSpec) -> str:
         check_free_space(self.workdir, self._policy.min_free_mb)
         folder = self.workdir / f"attempt-{spec.attempt_id}"
+        standby = self._standbys.take(spec.track) if self._standbys.size else None
+        try:
+            if standby is not None:
+                return self._start_on_standby(spec, folder, standby)
+            return self._start_cold(spec, folder)
+        finally:
+            if self._standbys.size:
+                self._standbys.refill(spec.track)
+
+    def _start_on_standby(self, spec: AttemptSpec, folder: Path, standby: Standby) -> str:
+        os.rename(standby.folder, folder)  # its processes keep running, now in the attempt's folder
+        simulator, evaluator = self._commands(spec, standby.port, folder)
+        (folder / "attempt.json").write_text(
+            json.dumps({"attempt": spec.attempt_id, "submission": spec.submission_id, "repetition": spec.repetition}),
+            encoding="utf-8",
+        )
+        sup = self._supervisor_spec(spec, simulator, evaluator, standby.port)
+        tmp = folder / "spec.json.tmp"
+        tmp.write_text(json.dumps(asdict(sup), indent=2), encoding="utf-8")
+        os.replace(tmp, folder / "spec.json")  # the standby starts the evaluator once this appears
+        self._tracked[spec.attempt_id] = _Tracked(
+            spec.attempt_id, spec.submission_id, folder, spec.repetition, standby.port, process=standby.process
+        )
+        return str(folder)
+
+    def _supervisor_spec(
+        self, spec: AttemptSpec, simulator: list[str], evaluator: list[str], port: int
+    ) -> SupervisorSpec:
+        return SupervisorSpec(
+            simulator=simulator,
+            evaluator=evaluator,
+            port=port,
+            budget_s=spec.budget_s,
+            silence_timeout_s=spec.track.silence_timeout_s,
+            ready_timeout_s=self._ready_timeout,
+            grace_s=self._grace,
+            env={"PYTHONUNBUFFERED": "1", "LBCLOUD_ATTEMPT": str(spec.attempt_id)},
+        )
+
+    def _start_cold(self, spec: AttemptSpec, folder: Path) -> str:
         folder.mkdir(parents=True, exist_ok=True)
         reservation = reserve_port(*self._ports, self._port_lock_dir)
         try:
@@ -162,16 +210,7 @@ class LocalBackend:
     def _start(self, spec: AttemptSpec, folder: Path, reservation: PortReservation) -> str:
         port = reservation.port
         simulator, evaluator = self._commands(spec, port, folder)
-        sup = SupervisorSpec(
-            simulator=simulator,
-            evaluator=evaluator,
-            port=port,
-            budget_s=spec.budget_s,
-            silence_timeout_s=spec.track.silence_timeout_s,
-            ready_timeout_s=self._ready_timeout,
-            grace_s=self._grace,
-            env={"PYTHONUNBUFFERED": "1", "LBCLOUD_ATTEMPT": str(spec.attempt_id)},
-        )
+        sup = self._supervisor_spec(spec, simulator, evaluator, port)
         (folder / "spec.json").write_text(json.dumps(asdict(sup), indent=2), encoding="utf-8")
         (folder / "attempt.json").write_text(
             json.dumps({"attempt": spec.attempt_id, "submission": spec.submission_id, "repetition": spec.repetition}),
@@ -403,6 +442,7 @@ class LocalBackend:
         return events
 
     def close(self) -> None:
+        self._standbys.close()
         for tracked in self._tracked.values():
             if tracked.process is not None:
                 tracked.process.poll()
