@@ -16,6 +16,7 @@ from lbcloud.domain import artifact_keys
 from lbcloud.domain.errors import InputError
 from lbcloud.domain.results.model import ResultFormat, RouteRecord
 from lbcloud.domain.results.reader import record_from_json, results_from_json
+from lbcloud.domain.state_words import StateView, count_routes, describe_attempt, describe_route, describe_submission
 from lbcloud.domain.submissions import ACTIVE, Submission, SubmissionStatus
 from lbcloud.domain.tasks import Attempt, AttemptStatus, RouteTask, RouteTaskStatus
 from lbcloud.domain.tracks import ScorerVersion, Track
@@ -35,6 +36,22 @@ class TrackOut(BaseModel):
     slots: int
     gpus_per_attempt: int
     description: str
+
+
+class StateOut(BaseModel):
+    """How a state is shown (the same words in the CLI, the pages and EvalAI's stdout):
+    ``word`` (the badge), ``tone`` (neutral, active, good, warn, bad), one ``detail`` sentence, and
+    ``percent`` of the progress bar (None: no bar)."""
+
+    word: str
+    tone: str
+    detail: str
+    percent: int | None
+    terminal: bool
+
+
+def state_out(view: StateView) -> StateOut:
+    return StateOut(word=view.word, tone=view.tone.value, detail=view.detail, percent=view.percent, terminal=view.terminal)
 
 
 class SubmissionOut(BaseModel):
@@ -75,6 +92,7 @@ class AttemptOut(BaseModel):
     duration_s: float | None
     sim_ratio: float | None
     logs: dict[str, str]
+    state: StateOut
 
 
 class RouteOut(BaseModel):
@@ -99,6 +117,8 @@ class RouteOut(BaseModel):
     wall_s: float | None
     sim_ratio: float | None
     record_url: str | None
+    detail_url: str
+    state: StateOut
 
 
 class EventOut(BaseModel):
@@ -120,6 +140,7 @@ class ProgressOut(BaseModel):
     """
 
     submission: SubmissionOut
+    state: StateOut
     done: int
     total: int
     counts: dict[str, int]
@@ -200,6 +221,7 @@ def attempt_out(attempt: Attempt, task: RouteTask | None, now: datetime) -> Atte
         duration_s=attempt_seconds(attempt, now),
         sim_ratio=attempt.sim_ratio,
         logs={stream: f"{base}/{stream}" for stream in LOG_STREAMS},
+        state=state_out(describe_attempt(attempt.status, attempt.outcome, attempt.blame)),
     )
 
 
@@ -261,6 +283,12 @@ def route_out(task: RouteTask, attempts: list[Attempt], fmt: ResultFormat, now: 
         sim_ratio=ratio,
         record_url=(
             f"/api/v1/submissions/{task.submission_id}/routes/{task.instance_id}/record" if task.record_json else None
+        ),
+        detail_url=f"/submissions/{task.submission_id}/routes/{task.instance_id}",
+        state=state_out(
+            describe_route(
+                task.status, blame=task.blame, record_status=record.status if record else None, reason=task.reason
+            )
         ),
     )
 
@@ -357,8 +385,10 @@ def build_progress(system: System, submission: Submission) -> ProgressOut:
     ds, rc, ip = (merged.driving_score, merged.route_completion, merged.infraction_penalty) if merged else (None,) * 3
     if ds is None:
         ds, rc, ip = partial_means(routes)
+    view = describe_submission(submission.status, count_routes([t.status for t in tasks]), submission.reason)
     return ProgressOut(
         submission=submission_out(submission),
+        state=state_out(view),
         done=sum(1 for t in tasks if t.status.settled and t.status is not RouteTaskStatus.CANCELLED),
         total=len(tasks),
         counts=dict(counts),
