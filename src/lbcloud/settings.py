@@ -292,12 +292,29 @@ class SQSSettings(BaseModel):
     retry_visibility_s: int = Field(default=30, description="When a message returns after EvalAI was unreachable.")
 
 
+class TeamProfile(BaseModel):
+    """What the leaderboard shows about a team beyond its name."""
+
+    affiliation: str | None = None
+    method_url: str | None = Field(default=None, description="The method's paper or code (http or https URL)")
+
+    @field_validator("method_url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("https://", "http://")):
+            raise ValueError(f"method_url must start with https:// or http://, not {url!r}")
+        return url
+
+
 class WebSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8080
     operator_token: str | None = None
     team_tokens: dict[str, str] = Field(default_factory=dict, description="team name -> API token")
     public_url: str | None = None
+    team_profiles: dict[str, TeamProfile] = Field(
+        default_factory=dict, description="team name -> affiliation and method link shown on the leaderboard"
+    )
 
 
 class DispatcherSettings(BaseModel):

@@ -135,7 +135,9 @@ def describe_route(
     if status is t.RUNNING:
         return StateView("running", Tone.ACTIVE, "being evaluated now", None, False)
     if status is t.CANCELLED:
-        return StateView("not run", Tone.NEUTRAL, f"not evaluated{why or ' (the submission stopped first)'}", None, True)
+        return StateView(
+            "not run", Tone.NEUTRAL, f"not evaluated{why or ' (the submission stopped first)'}", None, True
+        )
     if status is t.FAILED_FINAL:
         words = {Blame.AGENT: "agent failed", Blame.SIMULATOR: "simulator failed"}
         word = words.get(blame, "failed")
@@ -166,9 +168,13 @@ def describe_attempt(status: AttemptStatus, outcome: AttemptOutcome | None, blam
     if blame is Blame.AGENT:
         return StateView("agent failed", Tone.BAD, "the agent failed; counts against the team", None, True)
     if blame is Blame.SIMULATOR:
-        return StateView("simulator failed", Tone.WARN, "the simulator failed; retried, not the team's fault", None, True)
+        return StateView(
+            "simulator failed", Tone.WARN, "the simulator failed; retried, not the team's fault", None, True
+        )
     if blame is Blame.INFRASTRUCTURE:
-        return StateView("infra failed", Tone.WARN, "the infrastructure failed; retried, not the team's fault", None, True)
+        return StateView(
+            "infra failed", Tone.WARN, "the infrastructure failed; retried, not the team's fault", None, True
+        )
     if outcome is AttemptOutcome.RECORD:
         return StateView("record", Tone.GOOD, "the route record was written", None, True)
     return StateView("failed", Tone.BAD, "ended without a route record", None, True)

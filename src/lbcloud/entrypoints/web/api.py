@@ -99,11 +99,11 @@ def get_track(track: str, system: SystemDep) -> TrackOut:
     response_model=Leaderboard,
     tags=["leaderboard"],
     responses=ERRORS,
-    summary="Finished submissions of a track, best driving score first (public)",
+    summary="One row per team (its best finished submission), best driving score first; ties share a rank (public)",
 )
 def get_leaderboard(track: str, system: SystemDep) -> Leaderboard:
     _track(system, track)
-    return build_leaderboard(system.store, track)
+    return build_leaderboard(system.store, track, system.settings.web.team_profiles)
 
 
 # -------------------------------------------------------------------------------------- submissions

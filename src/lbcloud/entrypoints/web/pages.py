@@ -21,7 +21,8 @@ from fastapi.templating import Jinja2Templates
 
 from lbcloud import __version__
 from lbcloud.domain.errors import NotFound
-from lbcloud.domain.submissions import SubmissionStatus
+from lbcloud.domain.state_words import count_routes, describe_submission
+from lbcloud.domain.submissions import ACTIVE, SubmissionStatus
 from lbcloud.entrypoints.web.auth import (
     COOKIE_NAME,
     PUBLIC,
@@ -35,7 +36,7 @@ from lbcloud.entrypoints.web.deps import PrincipalDep, SystemDep, get_principal,
 from lbcloud.entrypoints.web.errors import NotAuthenticated
 from lbcloud.entrypoints.web.leaderboard import build_leaderboard
 from lbcloud.entrypoints.web.operator import build_overview
-from lbcloud.entrypoints.web.views import ProgressOut, build_progress, event_out, submission_out
+from lbcloud.entrypoints.web.views import ProgressOut, build_progress, event_out, state_out, submission_out
 from lbcloud.entrypoints.wiring import System
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -128,17 +129,41 @@ def _login_redirect(request: Request) -> RedirectResponse:
     return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
 
 
+def default_track(system: System) -> str | None:
+    """The track to open first: the first one with a finished entry, else the first with work in
+    progress, else the first track."""
+    names = list(system.tracks)
+    for name in names:
+        if system.store.leaderboard(name):
+            return name
+    active = system.store.list_submissions(statuses=sorted(ACTIVE), limit=1)
+    if active and active[0].track in system.tracks:
+        return active[0].track
+    return names[0] if names else None
+
+
 @router.get("/")
 def home(system: SystemDep) -> RedirectResponse:
-    first = next(iter(system.tracks), None)
-    return RedirectResponse(f"/leaderboard/{first}" if first else "/submissions", status_code=307)
+    first = default_track(system)
+    return RedirectResponse(f"/leaderboard/{first}" if first else "/challenge", status_code=307)
+
+
+@router.get("/leaderboard")
+def leaderboard_default(system: SystemDep) -> RedirectResponse:
+    first = default_track(system)
+    return RedirectResponse(f"/leaderboard/{first}" if first else "/challenge", status_code=307)
+
+
+@router.get("/favicon.ico")
+def favicon() -> RedirectResponse:
+    return RedirectResponse("/static/favicon.svg", status_code=301)
 
 
 @router.get("/leaderboard/{track}", response_class=HTMLResponse)
 def leaderboard_page(track: str, request: Request, system: SystemDep, principal: PrincipalDep) -> HTMLResponse:
     if track not in system.tracks:
         raise NotFound(f"no track {track!r}")
-    board = build_leaderboard(system.store, track)
+    board = build_leaderboard(system.store, track, system.settings.web.team_profiles)
     return render(request, "leaderboard.html", board=board, track=system.tracks[track], current_track=track)
 
 
@@ -147,7 +172,10 @@ def submissions_page(request: Request, system: SystemDep, principal: PrincipalDe
     if not principal.signed_in:
         return _login_redirect(request)
     team = None if principal.is_operator else principal.team
-    rows = [submission_out(s) for s in system.store.list_submissions(team=team, limit=500)]
+    rows = []
+    for s in system.store.list_submissions(team=team, limit=500):
+        counts = count_routes([t.status for t in system.store.route_tasks(s.id)])
+        rows.append((submission_out(s), state_out(describe_submission(s.status, counts, s.reason))))
     return render(request, "submissions.html", submissions=rows)
 
 

@@ -10,7 +10,7 @@ import json
 from collections import Counter
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from lbcloud.domain import artifact_keys
 from lbcloud.domain.errors import InputError
@@ -51,7 +51,9 @@ class StateOut(BaseModel):
 
 
 def state_out(view: StateView) -> StateOut:
-    return StateOut(word=view.word, tone=view.tone.value, detail=view.detail, percent=view.percent, terminal=view.terminal)
+    return StateOut(
+        word=view.word, tone=view.tone.value, detail=view.detail, percent=view.percent, terminal=view.terminal
+    )
 
 
 class SubmissionOut(BaseModel):
@@ -93,6 +95,7 @@ class AttemptOut(BaseModel):
     sim_ratio: float | None
     logs: dict[str, str]
     state: StateOut
+    team: str | None = Field(default=None, description="Set in the operator overview")
 
 
 class RouteOut(BaseModel):
