@@ -33,6 +33,7 @@ from lbcloud.entrypoints.web.deps import (
 from lbcloud.entrypoints.web.errors import Forbidden
 from lbcloud.entrypoints.web.leaderboard import Leaderboard, build_leaderboard
 from lbcloud.entrypoints.web.operator import OperatorOverview, build_overview
+from lbcloud.entrypoints.web.route_detail import RouteDetailOut, build_route_detail
 from lbcloud.entrypoints.web.sse import SSE_HEADERS, LiveHub, LogChunk, follow_log, read_log_chunk
 from lbcloud.entrypoints.web.views import (
     AttemptOut,
@@ -266,6 +267,35 @@ async def live(submission_id: int, request: Request, system: SystemDep, principa
 def routes(submission_id: int, system: SystemDep, principal: PrincipalDep) -> list[RouteOut]:
     submission = visible_submission(system, principal, submission_id)
     return build_progress(system, submission).routes
+
+
+@router.get(
+    "/submissions/{submission_id}/routes/{instance_id}",
+    response_model=RouteDetailOut,
+    tags=["routes"],
+    responses=ERRORS,
+)
+def route_detail(submission_id: int, instance_id: str, system: SystemDep, principal: PrincipalDep) -> RouteDetailOut:
+    """One route in detail: status, blame and reason, each infraction with its position and penalty
+    factor, the attempts, the last error with a traceback excerpt, and links to logs and artifacts."""
+    submission = visible_submission(system, principal, submission_id)
+    return build_route_detail(system, submission, instance_id)
+
+
+@router.get(
+    "/submissions/{submission_id}/artifacts/{name:path}",
+    tags=["routes"],
+    responses={**ERRORS, 200: {"content": {"application/octet-stream": {}}, "description": "The artifact"}},
+)
+def artifact(submission_id: int, name: str, system: SystemDep, principal: PrincipalDep) -> Response:
+    """An artifact stored for the submission (e.g. a route's simulator recording), by its name under
+    the submission's folder as listed on the route detail."""
+    visible_submission(system, principal, submission_id)
+    key = f"{artifact_keys.submission_prefix(submission_id)}{name}"
+    ref = next((a for a in system.store.artifacts(submission_id) if a.key == key), None)
+    if ref is None or ".." in name.split("/"):
+        raise NotFound(f"submission {submission_id} has no artifact {name!r}")
+    return Response(system.artifacts.get(key), media_type="application/octet-stream")
 
 
 @router.get(

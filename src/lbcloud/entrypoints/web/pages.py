@@ -36,6 +36,7 @@ from lbcloud.entrypoints.web.deps import PrincipalDep, SystemDep, get_principal,
 from lbcloud.entrypoints.web.errors import NotAuthenticated
 from lbcloud.entrypoints.web.leaderboard import build_leaderboard
 from lbcloud.entrypoints.web.operator import build_overview
+from lbcloud.entrypoints.web.route_detail import build_route_detail
 from lbcloud.entrypoints.web.views import ProgressOut, build_progress, event_out, state_out, submission_out
 from lbcloud.entrypoints.wiring import System
 
@@ -196,6 +197,17 @@ def submission_page(submission_id: int, request: Request, system: SystemDep, pri
         can_cancel=not submission.status.terminal,
         can_resume=principal.is_operator and submission.status in (SubmissionStatus.FAILED, SubmissionStatus.CANCELLED),
     )
+
+
+@router.get("/submissions/{submission_id}/routes/{instance_id}", response_class=HTMLResponse)
+def route_page(
+    submission_id: int, instance_id: str, request: Request, system: SystemDep, principal: PrincipalDep
+) -> Response:
+    if not principal.signed_in:
+        return _login_redirect(request)
+    submission = visible_submission(system, principal, submission_id)
+    detail = build_route_detail(system, submission, instance_id)
+    return render(request, "route.html", d=detail, r=detail.route)
 
 
 @router.get("/operator", response_class=HTMLResponse)

@@ -13,6 +13,7 @@ import math
 import os
 import tempfile
 import time
+import traceback
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -182,6 +183,7 @@ class Evaluator:
         try:
             agent = self._setup_agent(instance, runner)
         except Exception as err:
+            _log_traceback(err)
             log.error("%s: the agent could not be set up: %s: %s", instance.route_id, type(err).__name__, err)
             return InstanceResult(_failed_record(instance, FailureReason.AGENT_SETUP_FAILED, opts.scorer))
         newly_validated = False
@@ -225,6 +227,7 @@ class Evaluator:
                     failure = FailureReason.AGENT_CRASHED
                     break
                 except Exception as err:
+                    _log_traceback(err)
                     log.error("%s: the agent crashed: %s: %s", instance.route_id, type(err).__name__, err)
                     failure = FailureReason.AGENT_CRASHED
                     break
@@ -255,6 +258,12 @@ class Evaluator:
             runner.call(self.options.setup_timeout_s, agent.destroy)
         except Exception as err:  # a failing destroy does not change the route's result
             log.warning("the agent's destroy() failed: %s: %s", type(err).__name__, err)
+
+
+def _log_traceback(err: BaseException) -> None:
+    """The agent's traceback, before the one-line error (the route page shows an excerpt of it)."""
+    text = "".join(traceback.format_exception(err)).rstrip()
+    log.warning("the agent's traceback:\n%s", text)
 
 
 def _as_control(control: Any) -> VehicleControl:
