@@ -66,6 +66,12 @@ def test_a_stopped_submission_never_shows_a_full_bar(status: SubmissionStatus) -
     assert view.percent == 40
 
 
+def test_a_submission_stopped_before_any_route_says_so() -> None:
+    view = describe_submission(S.CANCELLED, RouteCounts(total=3, cancelled=3), "cancelled by alpha")
+    assert view.detail == "cancelled before any route was evaluated: cancelled by alpha"
+    assert view.progress == 0.0
+
+
 def test_the_detail_counts_match_the_bar_in_every_active_state() -> None:
     for status in (S.QUEUED, S.RUNNING, S.PARTIALLY_EVALUATED, S.RESUMING):
         view = describe_submission(status, HALF)

@@ -116,10 +116,11 @@ def describe_submission(status: SubmissionStatus, counts: RouteCounts, reason: s
         if counts.failed:
             detail += f" ({counts.failed} failed, scored as the leaderboard does)"
         return StateView("finished", Tone.GOOD, detail, 1.0, True)
+    when = f"after {_so_far(counts)}" if counts.settled else "before any route was evaluated"
     if status is s.FAILED:
-        return StateView("failed", Tone.BAD, f"stopped after {_so_far(counts)}{why}", _fraction(counts), True)
+        return StateView("failed", Tone.BAD, f"stopped {when}{why}", _fraction(counts), True)
     if status is s.CANCELLED:
-        return StateView("cancelled", Tone.WARN, f"cancelled after {_so_far(counts)}{why}", _fraction(counts), True)
+        return StateView("cancelled", Tone.WARN, f"cancelled {when}{why}", _fraction(counts), True)
     raise ValueError(f"no words for submission status {status!r}")  # pragma: no cover - enum is exhaustive
 
 

@@ -45,7 +45,7 @@ from lbcloud.entrypoints.web.views import (
     attempt_out,
     build_progress,
     event_out,
-    submission_out,
+    submission_with_state,
     track_out,
 )
 from lbcloud.entrypoints.wiring import System
@@ -107,6 +107,22 @@ def get_leaderboard(track: str, system: SystemDep) -> Leaderboard:
     return build_leaderboard(system.store, track, system.settings.web.team_profiles)
 
 
+class WhoAmIOut(BaseModel):
+    label: str = Field(description="operator, a team name, or anonymous")
+    team: str | None
+    operator: bool
+
+
+@router.get("/whoami", response_model=WhoAmIOut, tags=["tracks"], responses=ERRORS)
+def whoami(principal: PrincipalDep) -> WhoAmIOut:
+    """Who the token stands for (``lbcloud login`` checks it with this)."""
+    return WhoAmIOut(
+        label=principal.label if principal.signed_in else "anonymous",
+        team=principal.team,
+        operator=principal.is_operator,
+    )
+
+
 # -------------------------------------------------------------------------------------- submissions
 
 
@@ -149,7 +165,7 @@ def create_submission(
     if not created:
         response.status_code = 200
     log.info("submission created via API", extra={"submission": submission.id, "team": team})
-    return submission_out(submission)
+    return submission_with_state(system.store, submission)
 
 
 @router.get("/submissions", response_model=list[SubmissionOut], tags=["submissions"], responses=ERRORS)
@@ -169,7 +185,7 @@ def list_submissions(
             raise Forbidden(f"a {principal.team} token cannot list team {team!r}")
         team = principal.team
     rows = system.store.list_submissions(track=track, team=team, statuses=status, limit=limit)
-    return [submission_out(s) for s in rows]
+    return [submission_with_state(system.store, s) for s in rows]
 
 
 @router.get("/submissions/{submission_id}", response_model=ProgressOut, tags=["submissions"], responses=ERRORS)
@@ -192,7 +208,7 @@ def cancel(
     """Cancel (idempotent); the operator or the submission's own team. Done route records are kept."""
     visible_submission(system, principal, submission_id)
     reason = (body.reason if body else None) or f"cancelled by {principal.label}"
-    return submission_out(cancel_submission(system.store, submission_id, reason))
+    return submission_with_state(system.store, cancel_submission(system.store, submission_id, reason))
 
 
 @router.post(
@@ -204,7 +220,7 @@ def resume(
     """Resume a failed or cancelled submission (operator only): missing route tasks run again."""
     require_operator(principal)
     reason = (body.reason if body else None) or "resumed by the operator"
-    return submission_out(resume_submission(system.store, submission_id, reason))
+    return submission_with_state(system.store, resume_submission(system.store, submission_id, reason))
 
 
 class StatusChangeOut(BaseModel):

@@ -22,7 +22,7 @@ from lbcloud.domain.tasks import Attempt, AttemptStatus, RouteTask, RouteTaskSta
 from lbcloud.domain.tracks import ScorerVersion, Track
 from lbcloud.entrypoints.web.progress import Workload, estimate
 from lbcloud.entrypoints.wiring import System
-from lbcloud.services.ports import Event
+from lbcloud.services.ports import Event, StateStore
 
 LOG_STREAMS = tuple(s.value for s in artifact_keys.LogStream)
 
@@ -71,6 +71,7 @@ class SubmissionOut(BaseModel):
     terminal: bool
     created_at: datetime
     updated_at: datetime
+    state: StateOut | None = Field(default=None, description="Set in lists: the words, tone and progress")
 
 
 class AttemptOut(BaseModel):
@@ -189,6 +190,15 @@ def submission_out(s: Submission) -> SubmissionOut:
         created_at=s.created_at,
         updated_at=s.updated_at,
     )
+
+
+def submission_with_state(store: StateStore, s: Submission) -> SubmissionOut:
+    """:func:`submission_out` with its state words (reads the submission's route tasks)."""
+    out = submission_out(s)
+    out.state = state_out(
+        describe_submission(s.status, count_routes([t.status for t in store.route_tasks(s.id)]), s.reason)
+    )
+    return out
 
 
 def event_out(e: Event) -> EventOut:
