@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from lbcloud.domain.errors import ConfigError
+from lbcloud.domain.limits import SubmissionLimits
 from lbcloud.domain.tracks import (
     ContainerImages,
     LocalCommands,
@@ -92,6 +93,14 @@ class QualificationSettings(BaseModel):
     thresholds: dict[str, float]
 
 
+class LimitsSettings(BaseModel):
+    """Submissions a team may make to a track (unset: no limit)."""
+
+    per_day: int | None = Field(default=None, ge=1, description="Per rolling 24 hours")
+    total: int | None = Field(default=None, ge=1, description="In total")
+    concurrent: int | None = Field(default=None, ge=1, description="Being evaluated at once")
+
+
 class TrackSettings(BaseModel):
     """A track as written in settings (see :class:`lbcloud.domain.tracks.Track`)."""
 
@@ -116,6 +125,7 @@ class TrackSettings(BaseModel):
     qualification: QualificationSettings | None = None
     seed: int = 0
     description: str = ""
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
 
     def to_track(self) -> Track:
         pool = self.pool
@@ -165,6 +175,7 @@ class TrackSettings(BaseModel):
             else None,
             seed=self.seed,
             description=self.description,
+            limits=SubmissionLimits(self.limits.per_day, self.limits.total, self.limits.concurrent),
         )
 
 
@@ -306,6 +317,24 @@ class TeamProfile(BaseModel):
         return url
 
 
+class Deadline(BaseModel):
+    name: str
+    at: str = Field(description="When, as shown (e.g. 2027-05-31 23:59 UTC)")
+
+
+class ChallengeSettings(BaseModel):
+    """The challenge overview page (``/challenge``)."""
+
+    title: str = "Autonomous driving leaderboard"
+    description: str = Field(
+        default="Submit an autonomous-driving agent; it is evaluated route by route in a closed-loop simulator "
+        "and scored exactly as the official leaderboard does.",
+        description="One or two paragraphs (plain text)",
+    )
+    rules: list[str] = Field(default_factory=list, description="One line per rule")
+    deadlines: list[Deadline] = Field(default_factory=list)
+
+
 class WebSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8080
@@ -315,6 +344,7 @@ class WebSettings(BaseModel):
     team_profiles: dict[str, TeamProfile] = Field(
         default_factory=dict, description="team name -> affiliation and method link shown on the leaderboard"
     )
+    challenge: ChallengeSettings = Field(default_factory=ChallengeSettings)
 
 
 class DispatcherSettings(BaseModel):

@@ -21,7 +21,6 @@ from fastapi.templating import Jinja2Templates
 
 from lbcloud import __version__
 from lbcloud.domain.errors import NotFound
-from lbcloud.domain.state_words import count_routes, describe_submission
 from lbcloud.domain.submissions import ACTIVE, SubmissionStatus
 from lbcloud.entrypoints.web.auth import (
     COOKIE_NAME,
@@ -37,7 +36,7 @@ from lbcloud.entrypoints.web.errors import NotAuthenticated
 from lbcloud.entrypoints.web.leaderboard import build_leaderboard
 from lbcloud.entrypoints.web.operator import build_overview
 from lbcloud.entrypoints.web.route_detail import build_route_detail
-from lbcloud.entrypoints.web.views import ProgressOut, build_progress, event_out, state_out, submission_out
+from lbcloud.entrypoints.web.views import ProgressOut, build_progress, event_out, submission_with_state, track_out
 from lbcloud.entrypoints.wiring import System
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -173,11 +172,25 @@ def submissions_page(request: Request, system: SystemDep, principal: PrincipalDe
     if not principal.signed_in:
         return _login_redirect(request)
     team = None if principal.is_operator else principal.team
-    rows = []
-    for s in system.store.list_submissions(team=team, limit=500):
-        counts = count_routes([t.status for t in system.store.route_tasks(s.id)])
-        rows.append((submission_out(s), state_out(describe_submission(s.status, counts, s.reason))))
-    return render(request, "submissions.html", submissions=rows)
+    rows = [submission_with_state(system.store, s) for s in system.store.list_submissions(team=team, limit=500)]
+    usage = []
+    if team is not None:
+        for track in system.tracks.values():
+            if track.limits.any:
+                usage.append((track.name, system.intake.limit_usage(team, track).summary()))
+    return render(request, "submissions.html", submissions=rows, usage=usage)
+
+
+@router.get("/challenge", response_class=HTMLResponse)
+def challenge_page(request: Request, system: SystemDep, principal: PrincipalDep) -> HTMLResponse:
+    boards = {name: len(system.store.leaderboard(name)) for name in system.tracks}
+    return render(
+        request,
+        "challenge.html",
+        challenge=system.settings.web.challenge,
+        track_rows=[(track_out(t), t, boards[name]) for name, t in system.tracks.items()],
+        public_url=system.settings.web.public_url or str(request.base_url).rstrip("/"),
+    )
 
 
 @router.get("/submissions/{submission_id}", response_class=HTMLResponse)

@@ -27,6 +27,14 @@ from lbcloud.services.ports import Event, StateStore
 LOG_STREAMS = tuple(s.value for s in artifact_keys.LogStream)
 
 
+class LimitsOut(BaseModel):
+    """Submissions a team may make to the track (null: no limit)."""
+
+    per_day: int | None
+    total: int | None
+    concurrent: int | None
+
+
 class TrackOut(BaseModel):
     name: str
     simulator: str
@@ -36,6 +44,7 @@ class TrackOut(BaseModel):
     slots: int
     gpus_per_attempt: int
     description: str
+    limits: LimitsOut
 
 
 class StateOut(BaseModel):
@@ -170,6 +179,7 @@ def track_out(track: Track) -> TrackOut:
         slots=track.pool.slots,
         gpus_per_attempt=track.pool.gpus_per_attempt,
         description=track.description,
+        limits=LimitsOut(per_day=track.limits.per_day, total=track.limits.total, concurrent=track.limits.concurrent),
     )
 
 
