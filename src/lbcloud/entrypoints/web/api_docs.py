@@ -90,12 +90,14 @@ def describe(spec: dict[str, Any]) -> list[EndpointDoc]:
                 )
                 for p in op.get("parameters", [])
             ]
-            body_name, body = None, []
+            body_name: str | None = None
+            body: list[FieldDoc] = []
             content = op.get("requestBody", {}).get("content", {})
             if "application/json" in content:
                 body_name, body = _schema_fields(spec, content["application/json"].get("schema", {}))
-            ok = next((op["responses"][s] for s in ("200", "201") if s in op.get("responses", {})), {})
-            response_name, response = None, []
+            ok: dict[str, Any] = next((op["responses"][s] for s in ("200", "201") if s in op.get("responses", {})), {})
+            response_name: str | None = None
+            response: list[FieldDoc] = []
             json_schema = ok.get("content", {}).get("application/json", {}).get("schema")
             if json_schema:
                 response_name, response = _schema_fields(spec, json_schema)
