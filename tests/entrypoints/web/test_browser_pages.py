@@ -196,10 +196,11 @@ def test_every_page_fits_a_390_px_phone_without_sideways_scroll(seeded: Seeded, 
     for name, path in pages(seeded).items():
         page.goto(f"{seeded.base_url}{path}")
         width = page.evaluate("document.documentElement.scrollWidth")
+        # what sticks out, for the failure message (wide tables scroll inside their .table-wrap)
         wide = page.evaluate(
             "Array.from(document.querySelectorAll('body *')).filter(e => e.getBoundingClientRect().right > 391"
-            " && e.parentElement.getBoundingClientRect().right <= 391 && !e.closest('.table-wrap')).slice(0, 5).map(e => e.tagName + '.'"
-            " + e.className + ' ' + Math.round(e.getBoundingClientRect().right))"
+            " && e.parentElement.getBoundingClientRect().right <= 391 && !e.closest('.table-wrap'))"
+            ".slice(0, 5).map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))"
         )
         assert width <= 390, f"{name} is {width} px wide at 390 px: {wide}"
         header = page.evaluate("document.querySelector('.topbar').scrollWidth")
