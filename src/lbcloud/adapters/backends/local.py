@@ -274,7 +274,8 @@ class LocalBackend:
         if outcome is not AttemptOutcome.RECORD or (record is not None and record.status.startswith("Failed")):
             detail = last_error_line(logs.get(LogStream.AGENT.value, b"")) or ""
             if detail and outcome is not AttemptOutcome.RECORD:
-                reason = f"{reason}: {detail}"
+                # the evaluator's line often repeats the reason ("the simulation crashed: ..."): say it once
+                reason = detail if detail.startswith(reason) else f"{reason}: {detail}"
         keep = outcome is AttemptOutcome.RECORD or code == EXIT_SIMULATION_CRASHED
         return event(outcome, blame, reason, message=detail, record_json=text if keep else None)
 
