@@ -171,6 +171,8 @@ def test_status_route_detail_logs_and_leaderboard_come_from_the_server(server: S
     detail = json.loads(cli(alpha, "status", str(submission_id), "--route", first["route_id"], "-o", "json").stdout)
     assert detail["route"]["instance_id"] == first["instance_id"]
     assert detail["attempts"] and detail["attempts"][0]["state"]["word"] == "record"
+    # the SUMO evaluator recorded route completion over simulation time for the route page
+    assert len(detail["completion"]) >= 2 and detail["completion"][-1]["completion"] > 0
     shown = cli(alpha, "status", str(submission_id), "--route", first["route_id"])
     assert shown.returncode == 0 and "Attempts" in shown.stdout
     logs = cli(alpha, "logs", str(submission_id), "--route", first["route_id"], "--stream", "lbcloud")

@@ -138,13 +138,15 @@ def route_view(d: RouteDetailOut, *, wide: bool = False) -> Group:
     )
     parts: list[RenderableType] = [head]
     infractions = Table(title="Infractions", expand=False, title_justify="left", caption_justify="left")
-    for name, justify in (("#", "right"), ("infraction", "left"), ("position (x, y, z)", "left"), ("factor", "right")):
+    columns = (("#", "right"), ("infraction", "left"), ("sim time", "right"), ("position (x, y, z)", "left"))
+    for name, justify in (*columns, ("factor", "right")):
         infractions.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     if wide:
         infractions.add_column("as recorded", overflow="fold")
     for index, i in enumerate(d.infractions, start=1):
         where = DASH if i.x is None else f"{i.x:.1f}, {i.y or 0.0:.1f}, {i.z or 0.0:.1f}"
-        row = [str(index), i.name, where, f"×{i.factor:.3f}" if i.factor < 1 else DASH]
+        when = DASH if i.time_s is None else f"{i.time_s:.1f} s"
+        row = [str(index), i.name, when, where, f"×{i.factor:.3f}" if i.factor < 1 else DASH]
         if wide:
             row.append(i.message)
         infractions.add_row(*row)

@@ -308,8 +308,7 @@ def artifact(submission_id: int, name: str, system: SystemDep, principal: Princi
     the submission's folder as listed on the route detail."""
     visible_submission(system, principal, submission_id)
     key = f"{artifact_keys.submission_prefix(submission_id)}{name}"
-    ref = next((a for a in system.store.artifacts(submission_id) if a.key == key), None)
-    if ref is None or ".." in name.split("/"):
+    if ".." in name.split("/") or name.startswith("/") or not system.artifacts.exists(key):
         raise NotFound(f"submission {submission_id} has no artifact {name!r}")
     return Response(system.artifacts.get(key), media_type="application/octet-stream")
 

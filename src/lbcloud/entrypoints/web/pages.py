@@ -35,7 +35,7 @@ from lbcloud.entrypoints.web.deps import PrincipalDep, SystemDep, get_principal,
 from lbcloud.entrypoints.web.errors import NotAuthenticated
 from lbcloud.entrypoints.web.leaderboard import build_leaderboard
 from lbcloud.entrypoints.web.operator import build_overview
-from lbcloud.entrypoints.web.route_detail import build_route_detail
+from lbcloud.entrypoints.web.route_detail import build_route_detail, completion_chart
 from lbcloud.entrypoints.web.views import ProgressOut, build_progress, event_out, submission_with_state, track_out
 from lbcloud.entrypoints.wiring import System
 
@@ -220,7 +220,7 @@ def route_page(
         return _login_redirect(request)
     submission = visible_submission(system, principal, submission_id)
     detail = build_route_detail(system, submission, instance_id)
-    return render(request, "route.html", d=detail, r=detail.route)
+    return render(request, "route.html", d=detail, r=detail.route, chart=completion_chart(detail))
 
 
 @router.get("/operator", response_class=HTMLResponse)

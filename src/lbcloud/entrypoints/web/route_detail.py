@@ -8,9 +8,11 @@ artifact stored for the route (e.g. simulator recordings).
 
 from __future__ import annotations
 
+import json
 import re
+from dataclasses import dataclass
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from lbcloud.domain import artifact_keys
 from lbcloud.domain.blame import Blame
@@ -18,12 +20,14 @@ from lbcloud.domain.errors import LbcloudError, NotFound
 from lbcloud.domain.results.model import RouteRecord
 from lbcloud.domain.results.scoring import events_from_infractions, infraction_penalty
 from lbcloud.domain.submissions import Submission
+from lbcloud.domain.tasks import AttemptOutcome
 from lbcloud.domain.tracks import ScorerVersion
 from lbcloud.entrypoints.web.views import AttemptOut, RouteOut, attempt_out, parse_record, result_format, route_out
 from lbcloud.entrypoints.wiring import System
 
 POSITION = re.compile(r"\(x=(-?[\d.]+), y=(-?[\d.]+), z=(-?[\d.]+)\)")
 TRACEBACK_LINES = 25
+MAX_POINTS = 20_000
 
 INFRACTION_NAMES: dict[str, str] = {
     "collisions_pedestrian": "Collision with a pedestrian",
@@ -48,6 +52,7 @@ class InfractionOut(BaseModel):
     kind: str
     name: str
     message: str
+    time_s: float | None = Field(description="Simulation seconds from the route's start (when recorded)")
     x: float | None
     y: float | None
     z: float | None
@@ -60,7 +65,14 @@ class ArtifactLinkOut(BaseModel):
     size: int
 
 
+class CompletionPoint(BaseModel):
+    time_s: float
+    completion: float
+
+
 class RouteDetailOut(BaseModel):
+    """``completion`` is route completion (%) over simulation time, when the evaluator recorded it."""
+
     submission_id: int
     team: str
     track: str
@@ -70,6 +82,7 @@ class RouteDetailOut(BaseModel):
     last_error: str | None
     traceback: str | None
     artifacts: list[ArtifactLinkOut]
+    completion: list[CompletionPoint]
 
 
 def _position(message: str) -> tuple[float | None, float | None, float | None]:
@@ -79,16 +92,48 @@ def _position(message: str) -> tuple[float | None, float | None, float | None]:
     return float(match.group(1)), float(match.group(2)), float(match.group(3))
 
 
-def infractions_of(record: RouteRecord, scorer: ScorerVersion) -> list[InfractionOut]:
-    """The record's infractions in its own order, with positions and penalty factors."""
+def read_timeline(data: bytes, route_id: str) -> tuple[list[CompletionPoint], list[tuple[str, str, float]]]:
+    """The completion samples and ``(kind, message, time)`` events of ``route_id`` in an evaluator's
+    timeline file; anything malformed is ignored (the record stays the authority)."""
+    try:
+        document = json.loads(data)
+        route = document.get(route_id) if isinstance(document, dict) else None
+        if route is None and isinstance(document, dict) and len(document) == 1:
+            route = next(iter(document.values()))  # one route per attempt: its repetition may differ
+        if not isinstance(route, dict):
+            return [], []
+        points = [
+            CompletionPoint(time_s=float(t), completion=float(rc))
+            for t, rc in route.get("samples", [])[:MAX_POINTS]
+            if isinstance(t, int | float) and isinstance(rc, int | float)
+        ]
+        events = [
+            (str(e["kind"]), str(e["message"]), float(e["t"]))
+            for e in route.get("events", [])
+            if isinstance(e, dict) and isinstance(e.get("t"), int | float)
+        ]
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return [], []
+    return points, events
+
+
+def infractions_of(
+    record: RouteRecord, scorer: ScorerVersion, times: list[tuple[str, str, float]] | None = None
+) -> list[InfractionOut]:
+    """The record's infractions in its own order, with positions, penalty factors and, from the
+    timeline, the simulation time of each (matched by kind and message, in order)."""
     out: list[InfractionOut] = []
+    pending = list(times or [])
     for event in events_from_infractions(record.infractions):
         x, y, z = _position(event.message)
+        at = next((i for i, (k, m, _) in enumerate(pending) if k == event.kind and m == event.message), None)
+        time_s = pending.pop(at)[2] if at is not None else None
         out.append(
             InfractionOut(
                 kind=event.kind,
                 name=INFRACTION_NAMES.get(event.kind, event.kind),
                 message=event.message,
+                time_s=time_s,
                 x=x,
                 y=y,
                 z=z,
@@ -141,25 +186,79 @@ def build_route_detail(system: System, submission: Submission, instance_id: str)
         except LbcloudError:
             text = ""
         traceback = traceback_excerpt(text)
-    prefix = f"{artifact_keys.submission_prefix(submission.id)}routes/{instance_id}"
-    record_key = artifact_keys.route_record_key(submission.id, task.route_id, task.repetition)
-    artifacts = [
-        ArtifactLinkOut(
-            name=ref.key.rsplit("/", 1)[-1],
-            url=f"/api/v1/submissions/{submission.id}/artifacts/{ref.key.removeprefix(artifact_keys.submission_prefix(submission.id))}",
-            size=ref.size,
-        )
-        for ref in store.artifacts(submission.id)
-        if ref.key.startswith(prefix) and ref.key != record_key
-    ]
+    artifacts = route_artifacts(system, submission.id, instance_id, [a.id for a in attempts])
+    completion: list[CompletionPoint] = []
+    times: list[tuple[str, str, float]] = []
+    recorded = [a for a in attempts if a.outcome is AttemptOutcome.RECORD]
+    if recorded:
+        key = artifact_keys.attempt_timeline_key(submission.id, recorded[-1].id)
+        try:
+            completion, times = read_timeline(system.artifacts.get(key), instance_id)
+        except LbcloudError:
+            pass
     return RouteDetailOut(
         submission_id=submission.id,
         team=submission.team,
         track=submission.track,
         route=route_out(task, attempts, fmt, now),
-        infractions=infractions_of(record, scorer) if record else [],
+        infractions=infractions_of(record, scorer, times) if record else [],
         attempts=[attempt_out(a, task, now) for a in attempts],
         last_error=last_error,
         traceback=traceback,
         artifacts=artifacts,
+        completion=completion,
     )
+
+
+def route_artifacts(
+    system: System, submission_id: int, instance_id: str, attempt_ids: list[int]
+) -> list[ArtifactLinkOut]:
+    """Files stored for the route (``routes/<instance>/...``) or its attempts, other than logs,
+    records and timelines (e.g. simulator recordings)."""
+    root = artifact_keys.submission_prefix(submission_id)
+    prefixes = [f"{root}routes/{instance_id}/", *(f"{root}attempts/{a}/" for a in attempt_ids)]
+    out: list[ArtifactLinkOut] = []
+    for prefix in prefixes:
+        try:
+            blobs = system.artifacts.list(prefix)
+        except LbcloudError:
+            continue
+        for blob in blobs:
+            name = blob.key.removeprefix(root)
+            if name.endswith((".log", "timeline.json")):
+                continue
+            out.append(
+                ArtifactLinkOut(
+                    name=name.rsplit("/", 1)[-1],
+                    url=f"/api/v1/submissions/{submission_id}/artifacts/{name}",
+                    size=blob.size,
+                )
+            )
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class CompletionChart:
+    """An SVG polyline of route completion over simulation time, with a mark per timed infraction."""
+
+    width: int
+    height: int
+    points: str
+    end_s: float
+    marks: list[tuple[float, str]]
+
+
+def completion_chart(detail: RouteDetailOut, width: int = 640, height: int = 160) -> CompletionChart | None:
+    if len(detail.completion) < 2:
+        return None
+    end = max(p.time_s for p in detail.completion) or 1.0
+
+    def x(t: float) -> float:
+        return round(40 + (width - 50) * t / end, 1)
+
+    def y(rc: float) -> float:
+        return round(10 + (height - 30) * (1 - min(max(rc, 0.0), 100.0) / 100), 1)
+
+    points = " ".join(f"{x(p.time_s)},{y(p.completion)}" for p in detail.completion)
+    marks = [(x(i.time_s), i.name) for i in detail.infractions if i.time_s is not None]
+    return CompletionChart(width, height, points, round(end, 1), marks)
