@@ -58,12 +58,40 @@ class System:
             closer()
 
 
+def local_sandbox_warning(settings: Settings) -> str | None:
+    """What to say at startup when the local backend cannot sandbox agents (None when it can)."""
+    from lbcloud.tracks.sumo.agent_sandbox import SandboxMode, sandbox_status
+
+    status = sandbox_status(SandboxMode(settings.local.agent_sandbox))
+    if status.sandboxed:
+        return None
+    if settings.local.allow_unsandboxed_agents:
+        return f"{status.detail}; agent files run unsandboxed (local.allow_unsandboxed_agents is set)"
+    return f"{status.detail}; agent files are refused (set local.allow_unsandboxed_agents to accept them)"
+
+
+def local_agents_refusal(settings: Settings) -> str | None:
+    """Why agent files must be refused at intake (no working sandbox, no opt-in), or None."""
+    if settings.backend != "local" or settings.local.allow_unsandboxed_agents:
+        return None
+    from lbcloud.tracks.sumo.agent_sandbox import SandboxMode, sandbox_status
+
+    status = sandbox_status(SandboxMode(settings.local.agent_sandbox))
+    if status.sandboxed:
+        return None
+    return (
+        f"this server cannot sandbox agent files ({status.detail}); the operator must set "
+        "local.allow_unsandboxed_agents to accept them"
+    )
+
+
 def build_system(settings: Settings, *, metrics: MetricsRecorder | None = None) -> System:
     """Open the state store (running migrations) and the artifact store; no threads are started."""
     from lbcloud.adapters.artifacts import open_artifact_store
     from lbcloud.adapters.store.sql import open_state_store
+    from lbcloud.entrypoints.startup_checks import ensure_data_dir
 
-    Path(settings.data_path).mkdir(parents=True, exist_ok=True)
+    ensure_data_dir(Path(settings.data_path))
     store = open_state_store(settings.effective_database_url)
     sync = getattr(store, "sync_tracks", None)
     tracks = settings.track_map()
@@ -71,7 +99,10 @@ def build_system(settings: Settings, *, metrics: MetricsRecorder | None = None) 
         sync(list(tracks.values()))
     spool = settings.artifacts.spool_dir or str(settings.data_path / "outbox")
     artifacts = open_artifact_store(settings.effective_artifacts_url, settings.artifacts, spool_dir=spool)
-    checker = AgentChecker(settings.evalai.allowed_registries or settings.kubernetes.allowed_registries)
+    checker = AgentChecker(
+        settings.evalai.allowed_registries or settings.kubernetes.allowed_registries,
+        local_agents_refused=local_agents_refusal(settings),
+    )
     intake = Intake(store, tracks, checker)
     return System(
         settings=settings,

@@ -4,7 +4,10 @@ Each attempt gets a folder ``<workdir>/attempt-<id>`` and a supervisor process
 (:mod:`.local_supervisor`) in its own session, which starts the simulator, waits for its port,
 starts the evaluator and enforces the watchdogs. The backend only reads files the supervisor
 writes, so it never blocks, and a restarted dispatcher re-attaches to attempts that kept running
-(:meth:`LocalBackend.adopt`). Logs are copied into the artifact store while they grow.
+(:meth:`LocalBackend.adopt`). Logs are copied into the artifact store while they grow, each capped
+at ``log_limit_bytes``; an attempt's folder is removed once the attempt is collected (its record and
+logs live on in the state and artifact stores). Attempt processes get an allowlisted environment and
+agents the limits of :class:`~lbcloud.adapters.backends.local_privileges.AgentPolicy`.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,6 +27,13 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from lbcloud.adapters.backends.local_ports import PortReservation, reserve_port
+from lbcloud.adapters.backends.local_privileges import (
+    AgentPolicy,
+    attempt_environment,
+    check_free_space,
+    read_capped,
+)
 from lbcloud.adapters.backends.local_supervisor import (
     GROUPS_FILE,
     PID_FILE,
@@ -32,6 +43,7 @@ from lbcloud.adapters.backends.local_supervisor import (
 )
 from lbcloud.domain.artifact_keys import LogStream, attempt_log_key, attempt_timeline_key
 from lbcloud.domain.blame import (
+    EXIT_AGENT_HOST_UNAVAILABLE,
     EXIT_AGENT_REJECTED,
     EXIT_FINISHED,
     EXIT_SIMULATION_CRASHED,
@@ -52,20 +64,6 @@ TIMELINE_FILE = "checkpoint.timeline.json"
 MAX_TIMELINE_BYTES = 4_000_000
 LOG_FILES = {LogStream.SIMULATOR: "simulator.log", LogStream.AGENT: "agent.log", LogStream.LBCLOUD: "lbcloud.log"}
 LOG_UPLOAD_INTERVAL_S = 1.0
-
-
-def free_port(lo: int, hi: int, taken: set[int]) -> int:
-    """A TCP port in [lo, hi] that nobody listens on now and that this backend has not handed out."""
-    for port in range(lo, hi + 1):
-        if port in taken:
-            continue
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return port
-    raise LbcloudError(f"no free TCP port in {lo}-{hi} for a simulator")
 
 
 def _pid_alive(pid: int) -> bool:
@@ -109,6 +107,9 @@ class LocalBackend:
         cancel_grace_s: float = 1.0,
         python: str = sys.executable,
         ready_timeout_s: float = 60.0,
+        policy: AgentPolicy | None = None,
+        sandbox_warning: str | None = None,
+        port_lock_dir: Path | None = None,
     ) -> None:
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -117,7 +118,11 @@ class LocalBackend:
         self._grace = cancel_grace_s
         self._python = python
         self._ready_timeout = ready_timeout_s
+        self._port_lock_dir = port_lock_dir
         self._tracked: dict[int, _Tracked] = {}
+        self._policy = policy or AgentPolicy()
+        if sandbox_warning:
+            log.warning("local backend: %s", sandbox_warning)
 
     # ----------------------------------------------------------------------------------- launching
     def _commands(self, spec: AttemptSpec, port: int, folder: Path) -> tuple[list[str], list[str]]:
@@ -135,6 +140,7 @@ class LocalBackend:
             "seed": str(spec.seed),
             "workdir": str(folder),
             "scorer": track.scorer.value,
+            **self._policy.placeholders(),
         }
 
         def fill(argv: Sequence[str]) -> list[str]:
@@ -146,10 +152,17 @@ class LocalBackend:
         return fill(track.local.simulator), fill(track.local.evaluator)
 
     def launch(self, spec: AttemptSpec) -> str:
+        check_free_space(self.workdir, self._policy.min_free_mb)
         folder = self.workdir / f"attempt-{spec.attempt_id}"
         folder.mkdir(parents=True, exist_ok=True)
-        taken = {t.port for t in self._tracked.values()}
-        port = free_port(*self._ports, taken)
+        reservation = reserve_port(*self._ports, self._port_lock_dir)
+        try:
+            return self._start(spec, folder, reservation)
+        finally:
+            reservation.release()  # the supervisor holds its own copy for the attempt's whole life
+
+    def _start(self, spec: AttemptSpec, folder: Path, reservation: PortReservation) -> str:
+        port = reservation.port
         simulator, evaluator = self._commands(spec, port, folder)
         sup = SupervisorSpec(
             simulator=simulator,
@@ -173,6 +186,8 @@ class LocalBackend:
             stderr=open(folder / "supervisor.err", "ab"),  # noqa: SIM115
             start_new_session=True,
             close_fds=True,
+            env=attempt_environment(os.environ),  # no settings, tokens or credentials below this point
+            pass_fds=(reservation.fd,),
         )
         self._tracked[spec.attempt_id] = _Tracked(
             spec.attempt_id, spec.submission_id, folder, spec.repetition, port, process=proc
@@ -190,6 +205,7 @@ class LocalBackend:
             if result_file.exists():
                 events.append(self._ended(tracked))
                 del self._tracked[attempt_id]
+                self._remove_folder(tracked.workdir)
                 continue
             if not tracked.running_reported and (tracked.workdir / READY_FILE).exists():
                 tracked.running_reported = True
@@ -214,6 +230,7 @@ class LocalBackend:
                     )
                 )
                 del self._tracked[attempt_id]
+                self._remove_folder(tracked.workdir)
         return events
 
     def _supervisor_alive(self, tracked: _Tracked) -> bool:
@@ -228,10 +245,16 @@ class LocalBackend:
     def _read_logs(self, tracked: _Tracked) -> dict[str, bytes]:
         out: dict[str, bytes] = {}
         for stream, name in LOG_FILES.items():
-            path = tracked.workdir / name
-            if path.exists():
-                out[stream.value] = path.read_bytes()
+            try:
+                out[stream.value] = read_capped(tracked.workdir / name, self._policy.log_limit_bytes)
+            except OSError:
+                continue
         return out
+
+    def _remove_folder(self, folder: Path) -> None:
+        """Remove a collected attempt's folder (its record and logs are in the event)."""
+        if folder.parent == self.workdir and folder.name.startswith("attempt-"):
+            shutil.rmtree(folder, ignore_errors=True)
 
     def _upload_logs(self, tracked: _Tracked) -> None:
         for stream, name in LOG_FILES.items():
@@ -240,13 +263,17 @@ class LocalBackend:
                 size = path.stat().st_size
             except OSError:
                 continue
-            if tracked.log_sizes.get(stream) == size:
-                continue
+            previous, limit = tracked.log_sizes.get(stream), self._policy.log_limit_bytes
+            if previous == size or (previous is not None and previous > limit and size > limit):
+                continue  # unchanged, or grown only past the cap (the stored copy is already capped)
             try:
+                data = read_capped(path, self._policy.log_limit_bytes)
                 self._artifacts.put(
-                    attempt_log_key(tracked.submission_id, tracked.attempt_id, stream), path.read_bytes(), "text/plain"
+                    attempt_log_key(tracked.submission_id, tracked.attempt_id, stream), data, "text/plain"
                 )
                 tracked.log_sizes[stream] = size
+            except OSError:
+                continue
             except LbcloudError as err:
                 log.warning("log upload failed, will retry: %s", err, extra={"attempt": tracked.attempt_id})
 
@@ -289,6 +316,9 @@ class LocalBackend:
         if ended_by in SUPERVISOR_ENDINGS:
             outcome, blame = SUPERVISOR_ENDINGS[ended_by]
             return event(outcome, blame, result["detail"])
+        if result.get("simulator_died_at") is not None and not (code == EXIT_FINISHED and record is not None):
+            # the simulator died first: whatever the evaluator did next follows from that
+            return event(AttemptOutcome.FAILED, Blame.SIMULATOR, "the simulator died during the route")
         outcome, blame, reason = classify_exit(code, record is not None, result.get("simulator_exit_code"))
         detail = ""
         if outcome is not AttemptOutcome.RECORD or (record is not None and record.status.startswith("Failed")):
@@ -389,6 +419,8 @@ class LocalBackend:
                     self.cancel(attempt.id, str(folder))
                 reason = "the attempt's processes are gone and left no result"
                 events.append(_lost(attempt.id, reason, self._read_logs(tracked)))
+                if not found_late:  # a late supervisor needs the cancelled result to stand down
+                    self._remove_folder(folder)
         return events
 
     def close(self) -> None:
@@ -419,6 +451,7 @@ SUPERVISOR_ENDINGS: dict[str, tuple[AttemptOutcome, Blame]] = {
     "budget": (AttemptOutcome.FAILED, Blame.AGENT),
     "silence": (AttemptOutcome.FAILED, Blame.AGENT),
     "simulator_not_ready": (AttemptOutcome.FAILED, Blame.SIMULATOR),
+    "simulator_died": (AttemptOutcome.FAILED, Blame.SIMULATOR),
     "spawn_error": (AttemptOutcome.FAILED, Blame.INFRASTRUCTURE),
 }
 
@@ -445,6 +478,8 @@ def classify_exit(code: int | None, has_record: bool, simulator_code: int | None
         return AttemptOutcome.FAILED, Blame.SIMULATOR, "the simulation crashed"
     if code == EXIT_SIMULATOR_UNREACHABLE:
         return AttemptOutcome.FAILED, Blame.SIMULATOR, "the evaluator could not connect to the simulator"
+    if code == EXIT_AGENT_HOST_UNAVAILABLE:
+        return AttemptOutcome.FAILED, Blame.INFRASTRUCTURE, "the agent host could not be started on this machine"
     if code == EXIT_USAGE:
         return AttemptOutcome.FAILED, Blame.INFRASTRUCTURE, "the evaluator rejected its arguments (exit 2)"
     if code == EXIT_FINISHED:
