@@ -22,6 +22,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[3]
 COMPETENT = REPO / "examples" / "agents" / "competent.py"
+SLOW = REPO / "examples" / "agents" / "slow.py"
 OPERATOR = "remote-operator-token"
 TOKENS = {"alpha": "remote-alpha-token", "beta": "remote-beta-token"}
 
@@ -147,10 +148,16 @@ def test_a_team_submits_watches_and_cancels_through_the_api(server: Server, tmp_
     created = json.loads(submitted.stdout)
     assert created["team"] == "alpha" and created["url"] == f"{server.url}/submissions/{created['id']}"
     listed = json.loads(cli(alpha, "status", "-o", "json").stdout)
-    assert [s["id"] for s in listed] == [created["id"]]
-    cancelled = cli(alpha, "cancel", str(created["id"]))
+    assert created["id"] in [s["id"] for s in listed]
+    assert all(s["team"] == "alpha" for s in listed)
+    # a slow agent of the team's (local agents are the operator's to submit), cancelled by the team
+    operator = login(server, tmp_path / "operator", OPERATOR)
+    slow = json.loads(
+        cli(operator, "submit", "--track", "sumo-test", "--team", "alpha", "--agent", str(SLOW), "-o", "json").stdout
+    )
+    cancelled = cli(alpha, "cancel", str(slow["id"]))
     assert cancelled.returncode == 0, cancelled.stderr
-    assert f"submission {created['id']} is cancelled" in cancelled.stdout
+    assert f"submission {slow['id']} is cancelled" in cancelled.stdout
     assert "cancelled by alpha" in cancelled.stdout
     beta = login(server, tmp_path / "beta", TOKENS["beta"])
     other = cli(beta, "status", str(created["id"]))
