@@ -71,11 +71,16 @@ def load_lbcloud_images(node: KubeNode) -> None:
     already holds, whatever they were built from: for iterating on the tests only."""
     if os.environ.get("LBCLOUD_TEST_NODE_IMAGES") == "keep" and node.has_image(LBCLOUD_IMAGE):
         return
+    key = images_key()
+    marker = f"lbcloud-node-images:{key}"  # a tag saying which sources this node's images come from
+    if node.has_image(marker) and node.has_image(AGENT_BASE_IMAGE):
+        return
     cache = image_cache_dir()
-    archive = cache / f"node-images-{images_key()}.tar"
+    archive = cache / f"node-images-{key}.tar"
     if archive.is_file():
         node.docker("load", "-i", str(archive), timeout=900)
         if node.has_image(LBCLOUD_IMAGE) and node.has_image(AGENT_BASE_IMAGE):
+            node.docker("tag", LBCLOUD_IMAGE, marker)
             return
     if not BUILD_IMAGES.is_file():
         raise RuntimeError(f"{BUILD_IMAGES} is missing: lbcloud's images cannot be built")
@@ -90,6 +95,7 @@ def load_lbcloud_images(node: KubeNode) -> None:
     partial = archive.with_suffix(".tar.partial")
     node.docker("save", "-o", str(partial), LBCLOUD_IMAGE, AGENT_BASE_IMAGE, timeout=900)
     partial.rename(archive)
+    node.docker("tag", LBCLOUD_IMAGE, marker)
 
 
 @dataclass
