@@ -136,3 +136,25 @@ def test_a_job_suspended_by_kueue_is_waiting_for_capacity() -> None:
     verdict = assess(queued, [])
     assert verdict.phase is Phase.WAITING_CAPACITY
     assert "lbcloud-gpu" in verdict.message
+
+
+def _failed_pod(agent: tuple[int, str], simulator: tuple[int, str], reporter: tuple[int, str]) -> dict[str, Any]:
+    def terminated(name: str, code: int, reason: str) -> dict[str, Any]:
+        return {"name": name, "ready": False, "restartCount": 0, "image": f"{name}:1", "imageID": "",
+                "state": {"terminated": {"exitCode": code, "reason": reason}}}  # fmt: skip
+
+    return pod({"phase": "Failed", "containerStatuses": [terminated("agent", *agent),
+                terminated("simulator", *simulator), terminated("reporter", *reporter)]})  # fmt: skip
+
+
+def test_a_simulator_killed_after_the_agent_finished_leaves_the_route_finished() -> None:
+    # seen on a real node: the simulator's container killed just as the evaluator finished the route;
+    # the pod fails (a container ended non-zero) but the route's record is complete
+    verdict = assess(JOB, [_failed_pod((0, "Completed"), (137, "Error"), (0, "Completed"))])
+    assert (verdict.phase, verdict.blame) == (Phase.SUCCEEDED, Blame.NONE)
+    # still the simulator's fault while the route ran (the evaluator says so with exit 4)
+    verdict = assess(JOB, [_failed_pod((4, "Error"), (137, "Error"), (0, "Completed"))])
+    assert (verdict.phase, verdict.blame) == (Phase.FAILED, Blame.SIMULATOR)
+    # a reporter that could not deliver is ours, whatever the agent did
+    verdict = assess(JOB, [_failed_pod((0, "Completed"), (0, "Completed"), (1, "Error"))])
+    assert (verdict.phase, verdict.blame) == (Phase.FAILED, Blame.INFRASTRUCTURE)
