@@ -16,6 +16,7 @@ Fixtures:
 
 - ``docker_engine`` (session): a :class:`DockerTestEngine` (``.url`` for ``DOCKER_HOST``, ``.client``).
 - ``lbcloud_images`` (session): runs ``scripts/build-images`` against that engine; the image names.
+- ``team_image`` (session): builds a team's image FROM the SUMO agent base image around one agent file.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -38,6 +39,13 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "lbcloud"
+EXAMPLES = REPO_ROOT / "examples" / "agents"
+HOSTILE = REPO_ROOT / "tests" / "adapters" / "backends" / "docker" / "agents"
+TEAM_DOCKERFILE = """FROM lbcloud-sumo-agent:latest
+COPY --chown=10001:10001 . /home/lbcloud/agent/
+ENV TEAM_AGENT=/home/lbcloud/agent/{agent}
+{extra}
+"""
 LOCK_WAIT_S = 1800.0
 START_TIMEOUT_S = 60.0
 # overlay2 where the kernel and file system allow it (fast), else vfs (works everywhere, copies layers)
@@ -174,3 +182,28 @@ def lbcloud_images(docker_engine: DockerTestEngine) -> list[str]:
     if done.returncode != 0:
         pytest.fail(f"scripts/build-images failed:\n{done.stderr[-3000:]}")
     return done.stdout.split()
+
+
+@pytest.fixture(scope="session")
+def team_image(
+    docker_engine: DockerTestEngine, lbcloud_images: list[str], tmp_path_factory: pytest.TempPathFactory
+) -> Callable[..., str]:
+    """Builds a team's image FROM the SUMO agent base image with one agent file (and competent.py,
+    which the sample agents build on); returns its tag. ``env`` adds ENV lines."""
+    built: dict[str, str] = {}
+
+    def build(agent: str, *, env: dict[str, str] | None = None, tag: str | None = None) -> str:
+        tag = tag or f"lbcloud-test/{Path(agent).stem}:v1"
+        if tag in built:
+            return tag
+        context = tmp_path_factory.mktemp("team-image")
+        source = EXAMPLES / agent if (EXAMPLES / agent).exists() else HOSTILE / agent
+        shutil.copy(source, context / source.name)
+        shutil.copy(EXAMPLES / "competent.py", context / "competent.py")
+        extra = "\n".join(f"ENV {k}={v}" for k, v in (env or {}).items())
+        (context / "Dockerfile").write_text(TEAM_DOCKERFILE.format(agent=source.name, extra=extra))
+        docker_engine.client.images.build(path=str(context), tag=tag, rm=True, forcerm=True)
+        built[tag] = tag
+        return tag
+
+    return build

@@ -72,6 +72,7 @@ class _Tracked:
     launched_at: float
     gpus: tuple[str, ...] = ()
     port: int = 0
+    agent_digest: str | None = None
     running_reported: bool = False
     agent_started_at: float | None = None
     pending: Ending | None = None
@@ -123,7 +124,7 @@ class DockerBackend:
             spec.attempt_id, spec.submission_id, folder, spec.repetition, spec.budget_s,
             spec.track.silence_timeout_s, time.time(), gpus, images_of(spec.track).simulator_port,
         )  # fmt: skip
-        _write_json(folder / ATTEMPT_FILE, {k: v for k, v in asdict(tracked).items() if k in _PERSISTED})
+        _write_json(folder / ATTEMPT_FILE, _persisted(tracked))
         self._tracked[spec.attempt_id] = tracked
         try:
             self._start(spec, tracked)
@@ -158,6 +159,8 @@ class DockerBackend:
         images = images_of(spec.track)
         simulator = self._image(images.simulator, team=False)
         agent = self._image(spec.agent.ref, team=True)
+        tracked.agent_digest = agent.digest or agent.id
+        _write_json(tracked.folder / ATTEMPT_FILE, _persisted(tracked))
         link = None
         if has_agent_protocol(spec.track):
             link = tracked.folder / LINK_NAME
@@ -388,7 +391,7 @@ class DockerBackend:
             tracked = _Tracked(
                 int(info["attempt_id"]), int(info["submission_id"]), folder, int(info["repetition"]),
                 float(info["budget_s"]), float(info["silence_s"]), float(info["launched_at"]),
-                tuple(info.get("gpus") or ()), int(info.get("port", 0)),
+                tuple(info.get("gpus") or ()), int(info.get("port", 0)), info.get("agent_digest"),
             )  # fmt: skip
             tracked.running_reported = bool(attempt.handle)  # a late find reports running, with its handle
             ended = _read_json(folder / ENDED_FILE)
@@ -406,16 +409,36 @@ class DockerBackend:
             self._tracked[attempt.id] = tracked  # collected by the next poll
         return events
 
+    def image_ids(self, refs: Sequence[str]) -> dict[str, str]:
+        """Digest (or image id) of each of lbcloud's images present on the engine, for the manifest."""
+        out = {}
+        for ref in refs:
+            try:
+                facts = self.engine.image(ref, team=False, pull_timeout_s=self._pull_timeout)
+            except LbcloudError:
+                continue
+            out[ref] = facts.digest or facts.id
+        return out
+
     def close(self) -> None:
         """Stop watching; running attempts keep running and are adopted by the next dispatcher."""
         self.engine.close()
 
 
-_PERSISTED = {"attempt_id", "submission_id", "repetition", "budget_s", "silence_s", "launched_at", "gpus", "port"}
+_PERSISTED = {
+    "attempt_id", "submission_id", "repetition", "budget_s", "silence_s", "launched_at", "gpus", "port", "agent_digest",
+}  # fmt: skip
+
+
+def _persisted(tracked: _Tracked) -> dict[str, Any]:
+    return {k: v for k, v in asdict(tracked).items() if k in _PERSISTED}
 
 
 def _running(tracked: _Tracked, message: str) -> BackendEvent:
-    return BackendEvent(tracked.attempt_id, BackendEventKind.RUNNING, message, handle=str(tracked.folder))
+    return BackendEvent(
+        tracked.attempt_id, BackendEventKind.RUNNING, message, handle=str(tracked.folder),
+        agent_digest=tracked.agent_digest,
+    )  # fmt: skip
 
 
 def _lost(attempt_id: int, reason: str) -> BackendEvent:
