@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from lbcloud.adapters.backends.local_ports import PortReservation, reserve_port
 from lbcloud.adapters.backends.local_privileges import (
     AgentPolicy,
     attempt_environment,
@@ -61,20 +62,6 @@ log = logging.getLogger(__name__)
 
 LOG_FILES = {LogStream.SIMULATOR: "simulator.log", LogStream.AGENT: "agent.log", LogStream.LBCLOUD: "lbcloud.log"}
 LOG_UPLOAD_INTERVAL_S = 1.0
-
-
-def free_port(lo: int, hi: int, taken: set[int]) -> int:
-    """A TCP port in [lo, hi] that nobody listens on now and that this backend has not handed out."""
-    for port in range(lo, hi + 1):
-        if port in taken:
-            continue
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return port
-    raise LbcloudError(f"no free TCP port in {lo}-{hi} for a simulator")
 
 
 def _pid_alive(pid: int) -> bool:
@@ -120,6 +107,7 @@ class LocalBackend:
         ready_timeout_s: float = 60.0,
         policy: AgentPolicy | None = None,
         sandbox_warning: str | None = None,
+        port_lock_dir: Path | None = None,
     ) -> None:
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -128,6 +116,7 @@ class LocalBackend:
         self._grace = cancel_grace_s
         self._python = python
         self._ready_timeout = ready_timeout_s
+        self._port_lock_dir = port_lock_dir
         self._tracked: dict[int, _Tracked] = {}
         self._policy = policy or AgentPolicy()
         if sandbox_warning:
@@ -164,8 +153,14 @@ class LocalBackend:
         check_free_space(self.workdir, self._policy.min_free_mb)
         folder = self.workdir / f"attempt-{spec.attempt_id}"
         folder.mkdir(parents=True, exist_ok=True)
-        taken = {t.port for t in self._tracked.values()}
-        port = free_port(*self._ports, taken)
+        reservation = reserve_port(*self._ports, self._port_lock_dir)
+        try:
+            return self._start(spec, folder, reservation)
+        finally:
+            reservation.release()  # the supervisor holds its own copy for the attempt's whole life
+
+    def _start(self, spec: AttemptSpec, folder: Path, reservation: PortReservation) -> str:
+        port = reservation.port
         simulator, evaluator = self._commands(spec, port, folder)
         sup = SupervisorSpec(
             simulator=simulator,
@@ -190,6 +185,7 @@ class LocalBackend:
             start_new_session=True,
             close_fds=True,
             env=attempt_environment(os.environ),  # no settings, tokens or credentials below this point
+            pass_fds=(reservation.fd,),
         )
         self._tracked[spec.attempt_id] = _Tracked(
             spec.attempt_id, spec.submission_id, folder, spec.repetition, port, process=proc
@@ -300,6 +296,9 @@ class LocalBackend:
         if ended_by in SUPERVISOR_ENDINGS:
             outcome, blame = SUPERVISOR_ENDINGS[ended_by]
             return event(outcome, blame, result["detail"])
+        if result.get("simulator_died_at") is not None and not (code == EXIT_FINISHED and record is not None):
+            # the simulator died first: whatever the evaluator did next follows from that
+            return event(AttemptOutcome.FAILED, Blame.SIMULATOR, "the simulator died during the route")
         outcome, blame, reason = classify_exit(code, record is not None, result.get("simulator_exit_code"))
         detail = ""
         if outcome is not AttemptOutcome.RECORD or (record is not None and record.status.startswith("Failed")):
@@ -434,6 +433,7 @@ SUPERVISOR_ENDINGS: dict[str, tuple[AttemptOutcome, Blame]] = {
     "budget": (AttemptOutcome.FAILED, Blame.AGENT),
     "silence": (AttemptOutcome.FAILED, Blame.AGENT),
     "simulator_not_ready": (AttemptOutcome.FAILED, Blame.SIMULATOR),
+    "simulator_died": (AttemptOutcome.FAILED, Blame.SIMULATOR),
     "spawn_error": (AttemptOutcome.FAILED, Blame.INFRASTRUCTURE),
 }
 

@@ -25,11 +25,14 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
+from lbcloud.adapters.backends.local_ports import listener_owned_by
+
 SPEC_FILE = "spec.json"
 RESULT_FILE = "result.json"
 PID_FILE = "supervisor.pid"
 READY_FILE = "simulator.ready"
 GROUPS_FILE = "groups.json"
+SIMULATOR_DEATH_GRACE_S = 1.0  # after the simulator dies, the evaluator's chance to exit on its own
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +55,8 @@ class SupervisorResult:
     """How the attempt ended, as seen from outside the evaluator.
 
     ``ended_by`` is ``exit`` (the evaluator exited on its own), ``budget``, ``silence``,
-    ``simulator_not_ready``, ``cancelled`` or ``spawn_error``."""
+    ``simulator_not_ready``, ``simulator_died``, ``cancelled`` or ``spawn_error``.
+    ``simulator_died_at`` is when the simulator exited with an error while the evaluator still ran."""
 
     ended_by: str
     exit_code: int | None
@@ -61,6 +65,7 @@ class SupervisorResult:
     started_at: float
     simulator_ready_at: float | None
     ended_at: float
+    simulator_died_at: float | None = None
 
 
 def port_listening(port: int, netns_pid: int | None = None) -> bool:
@@ -177,7 +182,12 @@ class Supervisor:
             self._record_groups()
             self.note(f"simulator started (pid {self.simulator.pid}), waiting for port {self.spec.port}")
             ready_deadline = time.monotonic() + self.spec.ready_timeout_s
-            while not port_listening(self.spec.port):
+            foreign_noted = False
+            # ready means *our* simulator listens: a foreign listener on the port is not readiness
+            while (owned := listener_owned_by(self.spec.port, self.simulator.pid)) is not True:
+                if owned is False and not foreign_noted:
+                    foreign_noted = True
+                    self.note(f"port {self.spec.port} is held by a process outside this attempt; still waiting")
                 if self._cancelled:
                     return self._end("cancelled", None, "cancelled before the simulator was ready", started, None)
                 if self.simulator.poll() is not None:
@@ -214,10 +224,22 @@ class Supervisor:
         watched = [self.workdir / "agent.log", self.workdir / self.spec.checkpoint]
         last_sizes = [_size(p) for p in watched]
         last_growth = time.monotonic()
+        died_at: float | None = None
         while True:
             code = self.evaluator.poll()
             if code is not None:
-                return self._end("exit", code, f"the evaluator exited with code {code}", started, ready_at)
+                return self._end(
+                    "exit", code, f"the evaluator exited with code {code}", started, ready_at, died_at=died_at
+                )
+            sim_code = self.simulator.poll() if self.simulator is not None else None
+            if died_at is None and sim_code is not None and sim_code != 0:
+                died_at = time.time()
+                self.note(f"the simulator died (exit {sim_code}) while the evaluator ran")
+            if died_at is not None and time.time() - died_at > SIMULATOR_DEATH_GRACE_S:
+                return self._end(
+                    "simulator_died", None, f"the simulator died during the route (exit code {sim_code})",
+                    started, ready_at, died_at=died_at,
+                )  # fmt: skip
             if self._cancelled:
                 return self._end("cancelled", None, "cancelled on request", started, ready_at)
             now = time.monotonic()
@@ -238,7 +260,14 @@ class Supervisor:
             time.sleep(0.05)
 
     def _end(
-        self, ended_by: str, exit_code: int | None, detail: str, started: float, ready_at: float | None
+        self,
+        ended_by: str,
+        exit_code: int | None,
+        detail: str,
+        started: float,
+        ready_at: float | None,
+        *,
+        died_at: float | None = None,
     ) -> SupervisorResult:
         self.stop_all()  # the slot is free only once every process of the attempt is gone
         sim_code = self.simulator.poll() if self.simulator is not None else None
@@ -250,6 +279,7 @@ class Supervisor:
             started_at=started,
             simulator_ready_at=ready_at,
             ended_at=time.time(),
+            simulator_died_at=died_at,
         )
         self.note(f"ended ({ended_by}): {detail}")
         _write_json_atomic(self.workdir / RESULT_FILE, asdict(result))

@@ -175,11 +175,14 @@ def _bwrap_argv(bwrap: str, socket_dir: str, binds: Sequence[tuple[str, str]], l
     argv += ["--perms", "1777", "--size", size, "--tmpfs", HOME_IN_SANDBOX]
     made: set[str] = {"/tmp", HOME_IN_SANDBOX}
     # bwrap would create missing parents owner-only; the agent's user must traverse them
-    for path in [*roots, *(target for _, target in binds), SOCKET_DIR_IN_SANDBOX]:
-        for parent in _ancestors(path + "/x"):
-            if parent not in made and parent != "/usr" and not parent.startswith("/usr/"):
-                made.add(parent)
-                argv += ["--perms", "0755", "--dir", parent]
+    folders = [*roots, *(target for source, target in binds if os.path.isdir(source)), SOCKET_DIR_IN_SANDBOX]
+    files = [target for source, target in binds if not os.path.isdir(source)]
+    for parent in [p for folder in folders for p in _ancestors(folder + "/x")] + [
+        p for file in files for p in _ancestors(file)
+    ]:
+        if parent not in made and parent != "/usr" and not parent.startswith("/usr/"):
+            made.add(parent)
+            argv += ["--perms", "0755", "--dir", parent]
     argv += ["--ro-bind", "/usr", "/usr"]
     for name in ("bin", "lib", "lib32", "lib64", "sbin"):
         path = f"/{name}"
