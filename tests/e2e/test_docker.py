@@ -16,10 +16,11 @@ import yaml
 
 from lbcloud.domain.artifact_keys import manifest_key, merged_key
 from lbcloud.domain.results.reader import parse_results
-from lbcloud.domain.submissions import SubmissionStatus
+from lbcloud.domain.submissions import AgentKind, AgentRef, NewSubmission, SubmissionStatus
+from lbcloud.domain.tasks import AttemptOutcome, AttemptStatus
 from lbcloud.entrypoints.wiring import System, build_system
 from lbcloud.settings import default_tracks, load_settings
-from tests.e2e.conftest import submit, wait_for
+from tests.e2e.conftest import submit, sumo_dev_track, wait_for
 from tests.services.docker import DockerTestEngine
 from tests.services.s3 import free_ports
 
@@ -89,3 +90,59 @@ def test_a_team_image_on_sumo_test_scores_as_the_local_backend(
     assert len(docker_routes) == 10
     assert docker_routes == local_routes
     docker_system.close()
+
+
+def test_a_dispatcher_killed_mid_run_adopts_its_running_containers(
+    docker_engine: DockerTestEngine, team_image: Callable[..., str], tmp_path: Path
+) -> None:
+    image = team_image("slow.py")
+    config = tmp_path / "docker.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "data_dir": str(tmp_path / "data"),
+                "backend": "docker",
+                "docker": {"base_url": docker_engine.url, "slots": 2},
+                "dispatcher": {"owner": "dispatcher-a", "lease_s": 5, "tick_s": 0.1},
+                "tracks": [sumo_dev_track(smoke_route=None)],
+            }
+        )
+    )
+    env = {**os.environ, "LBCLOUD_CONFIG": str(config)}
+    system = build_system(load_settings(config))
+    sub, _ = system.intake.submit(NewSubmission(team="alpha", track="sumo-dev", agent=AgentRef(AgentKind.IMAGE, image)))
+
+    def start() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "lbcloud", "dispatch"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=open(tmp_path / "dispatch.log", "ab"),
+            start_new_session=True,
+        )
+
+    first = start()
+    try:
+        wait_for(lambda: any(a.status is AttemptStatus.RUNNING for a in system.store.live_attempts()), 120)
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(timeout=10)
+        in_flight = {a.id for a in system.store.live_attempts() if a.status is AttemptStatus.RUNNING}
+        assert in_flight, "the kill landed while attempts were running"
+        running = docker_engine.client.containers.list(filters={"label": "io.lbcloud.backend=docker"})
+        assert running, "the containers run on without their dispatcher"
+        second = start()
+        try:
+            wait_for(lambda: system.store.get_submission(sub.id).status.terminal, 300)
+        finally:
+            second.send_signal(signal.SIGTERM)
+            second.wait(timeout=15)
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+    assert system.store.get_submission(sub.id).status is SubmissionStatus.FINISHED
+    for attempt_id in in_flight:
+        assert system.store.get_attempt(attempt_id).outcome is AttemptOutcome.RECORD, "adopted, not rerun"
+    tasks = system.store.route_tasks(sub.id)
+    assert all(t.attempts == 1 for t in tasks), [(t.route_id, t.attempts) for t in tasks]
+    assert docker_engine.client.containers.list(all=True, filters={"label": "io.lbcloud.backend=docker"}) == []
+    system.close()
