@@ -65,6 +65,10 @@ class DockerTestEngine:
         return {**os.environ, "DOCKER_HOST": self.url}
 
 
+class EngineUnavailable(Exception):
+    """No Docker Engine can run here (the reason is the message)."""
+
+
 def _take_lock(path: Path) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
@@ -76,7 +80,7 @@ def _take_lock(path: Path) -> int:
         except BlockingIOError:
             if time.monotonic() > deadline:
                 os.close(fd)
-                pytest.skip(f"another test session holds {path} for longer than {LOCK_WAIT_S:.0f} s")
+                raise EngineUnavailable(f"another session holds {path} for longer than {LOCK_WAIT_S:.0f} s") from None
             time.sleep(1.0)
 
 
@@ -126,13 +130,15 @@ def _wait_for(proc: subprocess.Popen[bytes], url: str) -> docker.DockerClient | 
     return None
 
 
-@pytest.fixture(scope="session")
-def docker_engine() -> Iterator[DockerTestEngine]:
+@contextlib.contextmanager
+def private_engine() -> Iterator[DockerTestEngine]:
+    """A dockerd of our own (see the module docstring) for the duration of the block; raises
+    EngineUnavailable when none can run here. Used by the tests and by benchmarks/bench_docker.py."""
     dockerd = shutil.which("dockerd")
     if dockerd is None:
-        pytest.skip("dockerd is not installed (apt-get install docker.io)")
+        raise EngineUnavailable("dockerd is not installed (apt-get install docker.io)")
     if os.geteuid() != 0:
-        pytest.skip("dockerd needs root to run here")
+        raise EngineUnavailable("dockerd needs root to run here")
     lock = _take_lock(CACHE / "test-dockerd.lock")
     data_root = CACHE / "test-dockerd"
     run = Path(tempfile.mkdtemp(prefix="lbcloud-dockerd-", dir="/tmp"))  # short: unix socket paths are short
@@ -148,7 +154,7 @@ def docker_engine() -> Iterator[DockerTestEngine]:
                 break
         if client is None:
             tail = (run / "dockerd.log").read_text(errors="replace")[-800:]
-            pytest.skip(f"dockerd cannot run here (tried {', '.join(STORAGE_DRIVERS)}): {tail}")
+            raise EngineUnavailable(f"dockerd cannot run here (tried {', '.join(STORAGE_DRIVERS)}): {tail}")
         # leftovers of an interrupted earlier session
         for container in client.containers.list(all=True, filters={"label": "io.lbcloud.backend=docker"}):
             container.remove(force=True)
@@ -168,20 +174,38 @@ def docker_engine() -> Iterator[DockerTestEngine]:
         os.close(lock)
 
 
-@pytest.fixture(scope="session")
-def lbcloud_images(docker_engine: DockerTestEngine) -> list[str]:
-    """lbcloud's images, built into the test engine (quick when nothing changed)."""
+def build_lbcloud_images(engine: DockerTestEngine) -> list[str]:
+    """``scripts/build-images`` into ``engine`` (quick when nothing changed); the image names.
+    Raises RuntimeError with the script's last output when it fails."""
     done = subprocess.run(
         [str(REPO_ROOT / "scripts" / "build-images")],
         check=False,
-        env=docker_engine.env(),
+        env=engine.env(),
         capture_output=True,
         text=True,
         timeout=3600,
     )
     if done.returncode != 0:
-        pytest.fail(f"scripts/build-images failed:\n{done.stderr[-3000:]}")
+        raise RuntimeError(f"scripts/build-images failed:\n{done.stderr[-3000:]}")
     return done.stdout.split()
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> Iterator[DockerTestEngine]:
+    try:
+        with private_engine() as engine:
+            yield engine
+    except EngineUnavailable as err:
+        pytest.skip(str(err))
+
+
+@pytest.fixture(scope="session")
+def lbcloud_images(docker_engine: DockerTestEngine) -> list[str]:
+    """lbcloud's images, built into the test engine (quick when nothing changed)."""
+    try:
+        return build_lbcloud_images(docker_engine)
+    except RuntimeError as err:
+        pytest.fail(str(err))
 
 
 @pytest.fixture(scope="session")
