@@ -91,12 +91,12 @@ def test_a_killed_simulator_blames_the_simulator(
     docker_engine: DockerTestEngine, team_image: Callable[..., str], docker_backend: Callable[..., DockerBackend]
 ) -> None:
     backend = docker_backend()
-    backend.launch(spec(team_image("slow.py"), route="3"))
+    backend.launch(spec(team_image("slow.py"), route="9"))
     events = []
     while not any(e.kind is BackendEventKind.RUNNING for e in events):
         events += backend.poll()
         time.sleep(0.1)
-    time.sleep(3)
+    time.sleep(0.5)  # mid-route: the slow agent's routes take seconds of wall time
     [sim] = [s for s in backend.engine.containers(backend.config.instance) if s.role.value == "simulator"]
     docker_engine.client.containers.get(sim.name).kill()
     end = ended(run_until_ended(backend))
