@@ -19,13 +19,10 @@ from lbcloud.services.ports import AttemptSpec
 from tests.adapters.backends.docker.conftest import spec, sumo_track
 
 
-def _gpu_spec(attempt_id: int = 1, gpus: int = 1):  # type: ignore[no-untyped-def]
+def _gpu_spec(attempt_id: int = 1, gpus: int = 1) -> AttemptSpec:
     track = sumo_track()
-    return spec(
-        "team/agent:1",
-        attempt_id,
-        track=dataclasses.replace(track, pool=dataclasses.replace(track.pool, gpus_per_attempt=gpus)),
-    )
+    track = dataclasses.replace(track, pool=dataclasses.replace(track.pool, gpus_per_attempt=gpus))
+    return spec("team/agent:1", attempt_id, track=track)
 
 
 def _backend(tmp_path: Path, gpus: tuple[str, ...]) -> DockerBackend:
