@@ -145,8 +145,20 @@ def test_an_agent_that_prints_nothing_is_stopped_by_the_silence_watchdog(
     backend = docker_backend()
     backend.launch(spec(team_image("silent.py"), track=sumo_track(silence_timeout_s=4.0)))
     end = ended(run_until_ended(backend, timeout_s=60))
-    assert end.blame is Blame.AGENT
-    assert end.outcome is AttemptOutcome.RECORD or "printed nothing" in (end.reason or ""), end.reason
+    assert (end.outcome, end.blame) == (AttemptOutcome.FAILED, Blame.AGENT), end.reason
+    assert "printed nothing for 4 s" in (end.reason or ""), end.reason
+
+
+def test_an_agent_that_stops_answering_fails_its_route_with_the_blame(
+    team_image: Callable[..., str], docker_backend: Callable[..., DockerBackend]
+) -> None:
+    backend = docker_backend()
+    backend.launch(spec(team_image("hangs.py"), route="3"))
+    end = ended(run_until_ended(backend))
+    assert end.outcome is AttemptOutcome.RECORD and end.record_json is not None, end.reason
+    [record] = parse_results(end.record_json, "record").records
+    assert record.status == "Failed - Agent crashed"  # the evaluator's step timeout, judged on the trusted side
+    assert backend.engine.containers(backend.config.instance) == []
 
 
 def test_the_logs_reach_the_artifact_store_while_the_attempt_runs(
