@@ -169,4 +169,22 @@ def test_the_logs_reach_the_artifact_store_while_the_attempt_runs(
     end = ended(run_until_ended(backend))
     stored = backend._artifacts.get(attempt_log_key(1, 1, LogStream.AGENT))
     assert stored == end.logs[LogStream.AGENT.value]
+    # the end is written down until the dispatcher has it (the next poll), then the folder goes
     assert json.loads((backend.folder_of(1) / "ended.json").read_text())["outcome"] == "record"
+    backend.poll()
+    assert not backend.folder_of(1).exists()
+
+
+def test_an_end_the_dispatcher_never_stored_is_reported_again_after_a_restart(
+    team_image: Callable[..., str], docker_backend: Callable[..., DockerBackend]
+) -> None:
+    from tests.adapters.backends.test_local import _attempt
+
+    first = docker_backend()
+    handle = first.launch(spec(team_image("competent.py"), route="0"))
+    lost = ended(run_until_ended(first))  # the dispatcher dies before storing this
+    second = docker_backend(config=first.config)
+    assert second.adopt([_attempt(1, handle)]) == []
+    again = ended(run_until_ended(second, timeout_s=10))
+    assert (again.outcome, again.blame, again.record_json) == (lost.outcome, lost.blame, lost.record_json)
+    assert again.logs == lost.logs

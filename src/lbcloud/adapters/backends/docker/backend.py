@@ -7,8 +7,8 @@ agent container. ``poll`` starts the agent as soon as the simulator listens on i
 the kernel's socket table of the simulator's network namespace: no sleeps, no probe connection),
 enforces the watchdogs (wall budget, silence), uploads capped logs and reports the end. Everything
 an attempt needs to be found again lives in its folder and in its containers' labels, so a restarted
-dispatcher adopts running attempts, and an attempt's end is written down before its containers are
-removed.
+dispatcher adopts running attempts; an attempt's end is written down before its containers are
+removed, and its folder is removed at the next poll, once the dispatcher has stored the end.
 """
 
 from __future__ import annotations
@@ -106,6 +106,7 @@ class DockerBackend:
         self._ready_timeout = ready_timeout_s
         self._pull_timeout = pull_timeout_s
         self._tracked: dict[int, _Tracked] = {}
+        self._collected: list[Path] = []
         self.images: dict[str, ImageFacts] = {}
         """Facts of the images attempts used, by reference (digests for the manifest)."""
 
@@ -118,7 +119,7 @@ class DockerBackend:
         (folder / SCRATCH_NAME).mkdir(parents=True, exist_ok=True)
         # the agent runs as another (unprivileged) user: it may write its folder and scratch only
         os.chmod(folder, 0o777)
-        os.chmod(folder / SCRATCH_NAME, 0o1777)
+        os.chmod(folder / SCRATCH_NAME, 0o777)  # not sticky: its owner removes what agents left
         gpus = self._take_gpus(spec)
         tracked = _Tracked(
             spec.attempt_id, spec.submission_id, folder, spec.repetition, spec.budget_s,
@@ -165,7 +166,7 @@ class DockerBackend:
         if has_agent_protocol(spec.track):
             link = tracked.folder / LINK_NAME
             link.mkdir(exist_ok=True)
-            os.chmod(link, 0o1777)
+            os.chmod(link, 0o777)
         paths = HostPaths(
             folder=tracked.folder,
             contents=contents_copies(
@@ -190,6 +191,11 @@ class DockerBackend:
 
     # ------------------------------------------------------------------------------------- polling
     def poll(self) -> list[BackendEvent]:
+        # the dispatcher stored the ends reported by the previous poll: their folders can go
+        for folder in self._collected:
+            if folder.parent == self.workdir and folder.name.startswith("attempt-"):
+                shutil.rmtree(folder, ignore_errors=True)
+        self._collected.clear()
         events: list[BackendEvent] = []
         for attempt_id, tracked in list(self._tracked.items()):
             try:
@@ -292,6 +298,7 @@ class DockerBackend:
         _write_json(tracked.folder / ENDED_FILE, {**asdict(ending), "reason": reason, "message": message})
         self._remove_containers(tracked.attempt_id)
         shutil.rmtree(tracked.folder / SCRATCH_NAME, ignore_errors=True)
+        self._collected.append(tracked.folder)
         return BackendEvent(
             tracked.attempt_id, BackendEventKind.ENDED, outcome=ending.outcome, blame=ending.blame, reason=reason,
             message=message, exit_code=ending.exit_code, logs=logs, node=socket.gethostname(), sim_ratio=sim_ratio,
