@@ -27,6 +27,7 @@ from typing import Any
 
 from lbcloud.adapters.backends.docker.contents import contents_copies, route_folder
 from lbcloud.adapters.backends.docker.engine import AgentImageError, ContainerState, DockerEngine
+from lbcloud.adapters.backends.docker.logs import AttemptLogs, AttemptRef, FollowState
 from lbcloud.adapters.backends.docker.outcome import Ending, Stop, judge_ended, stopped
 from lbcloud.adapters.backends.docker.plans import (
     CHECKPOINT_NAME,
@@ -45,7 +46,7 @@ from lbcloud.adapters.backends.docker.plans import (
 )
 from lbcloud.adapters.backends.local import checkpoint_record, last_error_line
 from lbcloud.adapters.backends.local_supervisor import port_listening
-from lbcloud.domain.artifact_keys import LogStream, attempt_log_key
+from lbcloud.domain.artifact_keys import LogStream
 from lbcloud.domain.blame import Blame
 from lbcloud.domain.errors import ConfigError, InputError, LbcloudError, Unavailable
 from lbcloud.domain.submissions import AgentKind
@@ -57,8 +58,6 @@ log = logging.getLogger(__name__)
 ATTEMPT_FILE = "attempt.json"
 STOP_FILE = "stop.json"
 ENDED_FILE = "ended.json"
-LOG_UPLOAD_INTERVAL_S = 1.0
-AGENT_OUTPUT_MARKER = b"\n[lbcloud: the agent container's own output follows]\n"
 
 
 @dataclass
@@ -76,9 +75,11 @@ class _Tracked:
     running_reported: bool = False
     agent_started_at: float | None = None
     pending: Ending | None = None
-    log_sizes: dict[LogStream, int] = field(default_factory=dict)
-    last_log_upload: float = 0.0
-    last_output_at: float | None = None
+    logs: FollowState = field(default_factory=FollowState)
+
+    @property
+    def ref(self) -> AttemptRef:
+        return AttemptRef(self.attempt_id, self.submission_id, self.folder)
 
 
 class DockerBackend:
@@ -107,6 +108,7 @@ class DockerBackend:
         self._pull_timeout = pull_timeout_s
         self._tracked: dict[int, _Tracked] = {}
         self._collected: list[Path] = []
+        self._logs = AttemptLogs(engine, config, artifacts)
         self.images: dict[str, ImageFacts] = {}
         """Facts of the images attempts used, by reference (digests for the manifest)."""
 
@@ -232,7 +234,7 @@ class DockerBackend:
             return self._end(tracked, gone)
         if judge.status == "created":
             return self._wait_for_simulator(tracked, states)
-        self._upload_logs(tracked)
+        self._logs.follow(tracked.ref, tracked.logs)
         if judge.ended:
             has_record = (tracked.folder / CHECKPOINT_NAME).exists()
             agent = states.get(Role.AGENT) if judge.role is Role.EVALUATOR else None
@@ -242,7 +244,7 @@ class DockerBackend:
         now = time.time()
         if now - tracked.agent_started_at > tracked.budget_s:
             return self._stop(tracked, Stop.BUDGET, f"the attempt ran past its budget of {tracked.budget_s:.0f} s")
-        last = tracked.last_output_at or tracked.agent_started_at
+        last = tracked.logs.last_output_at or tracked.agent_started_at
         if now - last > tracked.silence_s:
             reason = f"the agent printed nothing for {tracked.silence_s:.0f} s (hung)"
             return self._stop(tracked, Stop.SILENCE, reason)
@@ -254,7 +256,7 @@ class DockerBackend:
     def _wait_for_simulator(self, tracked: _Tracked, states: dict[Role, ContainerState]) -> BackendEvent | None:
         sim = states[Role.SIMULATOR]
         if sim.ended:
-            self._upload_logs(tracked, force=True)
+            self._logs.follow(tracked.ref, tracked.logs, force=True)
             reason = f"the simulator container exited (code {sim.exit_code}) before its port opened"
             return self._stop(tracked, Stop.SIMULATOR_EXITED_EARLY, reason)
         if sim.running and sim.pid and port_listening(tracked.port, netns_pid=sim.pid):
@@ -270,7 +272,7 @@ class DockerBackend:
         if time.time() - tracked.launched_at > self._ready_timeout:
             reason = f"the simulator did not listen on port {tracked.port} within {self._ready_timeout:.0f} s"
             return self._stop(tracked, Stop.SIMULATOR_NOT_READY, reason)
-        self._upload_logs(tracked)
+        self._logs.follow(tracked.ref, tracked.logs)
         return None
 
     # ----------------------------------------------------------------------------------- endings
@@ -282,7 +284,7 @@ class DockerBackend:
 
     def _end(self, tracked: _Tracked, ending: Ending) -> BackendEvent:
         """Report the end: logs and record collected, the ending written down, the containers removed."""
-        logs = self._collect_logs(tracked)
+        logs = self._logs.final(tracked.ref)
         found = checkpoint_record(tracked.folder / CHECKPOINT_NAME, tracked.repetition, tracked.attempt_id)
         text, record = found if found is not None else (None, None)
         sim_ratio = None
@@ -313,67 +315,6 @@ class DockerBackend:
         for role in (Role.AGENT, Role.EVALUATOR, Role.SIMULATOR):
             with contextlib.suppress(Unavailable):
                 self.engine.remove(container_name(self.config, attempt_id, role))
-
-    # --------------------------------------------------------------------------------------- logs
-    def _container_logs(self, tracked: _Tracked, *, keep: bool) -> dict[Role, bytes]:
-        """Each container's output (capped); ``keep``: also saved in the attempt folder, which is
-        where it is read from once the container is gone."""
-        out: dict[Role, bytes] = {}
-        for role in Role:
-            path = tracked.folder / f"{role.value}.log"
-            try:
-                name = container_name(self.config, tracked.attempt_id, role)
-                data = self.engine.logs(name, self.config.log_max_bytes)
-            except Unavailable:
-                data = b""
-            if data and keep:
-                path.write_bytes(data)
-            elif not data and path.exists():
-                data = path.read_bytes()
-            if data:
-                out[role] = data
-        return out
-
-    @staticmethod
-    def _streams(by_role: dict[Role, bytes]) -> dict[LogStream, bytes]:
-        """The artifact store's streams: the simulator's, and the route's (the evaluator's output,
-        then the agent container's, or the agent container's alone when it ran the evaluator)."""
-        streams = {}
-        if Role.SIMULATOR in by_role:
-            streams[LogStream.SIMULATOR] = by_role[Role.SIMULATOR]
-        route = by_role.get(Role.EVALUATOR, b"")
-        if Role.AGENT in by_role:
-            agent = by_role[Role.AGENT]
-            route = route + AGENT_OUTPUT_MARKER + agent if route else agent
-        if route:
-            streams[LogStream.AGENT] = route
-        return streams
-
-    def _collect_logs(self, tracked: _Tracked) -> dict[str, bytes]:
-        streams = self._streams(self._container_logs(tracked, keep=True))
-        for stream, data in streams.items():
-            self._put_log(tracked, stream, data)
-        return {stream.value: data for stream, data in streams.items()}
-
-    def _upload_logs(self, tracked: _Tracked, *, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - tracked.last_log_upload < LOG_UPLOAD_INTERVAL_S:
-            return
-        tracked.last_log_upload = now
-        for role in (Role.EVALUATOR, Role.AGENT):
-            seen = self.engine.last_output_at(container_name(self.config, tracked.attempt_id, role))
-            if seen is not None and (tracked.last_output_at is None or seen > tracked.last_output_at):
-                tracked.last_output_at = seen
-        for stream, data in self._streams(self._container_logs(tracked, keep=False)).items():
-            if tracked.log_sizes.get(stream) != len(data):
-                tracked.log_sizes[stream] = len(data)
-                self._put_log(tracked, stream, data)
-
-    def _put_log(self, tracked: _Tracked, stream: LogStream, data: bytes) -> None:
-        try:
-            self._artifacts.put(attempt_log_key(tracked.submission_id, tracked.attempt_id, stream), data, "text/plain")
-        except LbcloudError as err:
-            log.warning("log upload failed, will retry: %s", err, extra={"attempt": tracked.attempt_id})
 
     # ----------------------------------------------------------------------------- cancel / adopt
     def cancel(self, attempt_id: int, handle: str) -> None:
