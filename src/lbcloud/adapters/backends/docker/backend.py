@@ -45,7 +45,6 @@ from lbcloud.adapters.backends.docker.plans import (
     simulator_plan,
 )
 from lbcloud.adapters.backends.local import checkpoint_record, last_error_line
-from lbcloud.adapters.backends.local_supervisor import port_listening
 from lbcloud.domain.artifact_keys import LogStream
 from lbcloud.domain.blame import Blame
 from lbcloud.domain.errors import ConfigError, InputError, LbcloudError, Unavailable
@@ -259,7 +258,7 @@ class DockerBackend:
             self._logs.follow(tracked.ref, tracked.logs, force=True)
             reason = f"the simulator container exited (code {sim.exit_code}) before its port opened"
             return self._stop(tracked, Stop.SIMULATOR_EXITED_EARLY, reason)
-        if sim.running and sim.pid and port_listening(tracked.port, netns_pid=sim.pid):
+        if sim.running and self.engine.listening(sim, tracked.port):
             if Role.EVALUATOR in states:
                 self.engine.start(states[Role.EVALUATOR].name, team=False)
             try:
