@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from lbcloud.domain.errors import ConfigError
+from lbcloud.domain.limits import SubmissionLimits
 
 TRACK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
@@ -130,6 +131,7 @@ class Track:
     qualification: Qualification | None = None
     seed: int = 0
     description: str = ""
+    limits: SubmissionLimits = field(default_factory=SubmissionLimits)
 
     def __post_init__(self) -> None:
         if not TRACK_NAME.match(self.name):

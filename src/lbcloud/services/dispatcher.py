@@ -73,7 +73,7 @@ log = logging.getLogger(__name__)
 TYPICAL_SPEED_M_S = 6.0
 TERMINAL_SCAN_S = 2.0
 PLAN_PER_TICK = 25  # submissions planned per tick at most
-PLAN_BUDGET_S = 0.1  # and no longer than this per tick
+PLAN_BUDGET_S = 0.05  # and no longer than this per tick
 
 
 @dataclass
@@ -148,6 +148,7 @@ class Dispatcher(Launching):
         self.speculate = speculate  # work-conserving smoke gate (False: strict gate)
         self.speculative: dict[int, int] = {}
         self.preempted: set[int] = set()
+        self.queue_settled = False
         self._last_lease_renewal = 0.0
         self._last_terminal_scan = -1e9
         self._recovered = False
@@ -215,6 +216,8 @@ class Dispatcher(Launching):
                 report.planned = self._plan_submissions()
             report.cancelled = self._stop_cancelled(view.live)
             report.ended = self._collect(self.backend.poll())
+            if report.planned or report.ended:
+                self.queue_settled = False  # new or returned work may need a speculative slot
             live = [la for la in view.live if la.attempt.id not in self._ended_this_tick]
             report.launched = self._launch(live)
             self._renew_leases()
@@ -354,6 +357,7 @@ class Dispatcher(Launching):
         # crash between the ending and its publication) get it; a scan every couple of seconds is enough
         if now - self._last_terminal_scan >= TERMINAL_SCAN_S:
             self._last_terminal_scan = now
+            self.queue_settled = False  # and look again for work another dispatcher queued
             for submission in self.store.unpublished_finals(limit=1000):
                 if self._ended_notified.get(submission.id) != submission.updated_at:
                     self._refresh(submission.id)

@@ -34,6 +34,7 @@ from lbcloud.adapters.backends.local_privileges import (
     check_free_space,
     read_capped,
 )
+from lbcloud.adapters.backends.local_standby import Standby, StandbyPool
 from lbcloud.adapters.backends.local_supervisor import (
     GROUPS_FILE,
     PID_FILE,
@@ -41,7 +42,7 @@ from lbcloud.adapters.backends.local_supervisor import (
     RESULT_FILE,
     SupervisorSpec,
 )
-from lbcloud.domain.artifact_keys import LogStream, attempt_log_key
+from lbcloud.domain.artifact_keys import LogStream, attempt_log_key, attempt_timeline_key
 from lbcloud.domain.blame import (
     EXIT_AGENT_HOST_UNAVAILABLE,
     EXIT_AGENT_REJECTED,
@@ -60,6 +61,8 @@ from lbcloud.services.ports import ArtifactStore, AttemptSpec, BackendEvent, Bac
 
 log = logging.getLogger(__name__)
 
+TIMELINE_FILE = "checkpoint.timeline.json"
+MAX_TIMELINE_BYTES = 4_000_000
 LOG_FILES = {LogStream.SIMULATOR: "simulator.log", LogStream.AGENT: "agent.log", LogStream.LBCLOUD: "lbcloud.log"}
 LOG_UPLOAD_INTERVAL_S = 1.0
 
@@ -108,6 +111,7 @@ class LocalBackend:
         policy: AgentPolicy | None = None,
         sandbox_warning: str | None = None,
         port_lock_dir: Path | None = None,
+        standby: int = 1,
     ) -> None:
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -121,6 +125,12 @@ class LocalBackend:
         self._policy = policy or AgentPolicy()
         if sandbox_warning:
             log.warning("local backend: %s", sandbox_warning)
+        # the next attempt's supervisor and simulator, started while the current route runs
+        self._standbys = StandbyPool(
+            self.workdir, python=python, port_range=port_range, port_lock_dir=port_lock_dir,
+            ready_timeout_s=ready_timeout_s, grace_s=cancel_grace_s, size=standby,
+            env=attempt_environment(os.environ),
+        )  # fmt: skip
 
     # ----------------------------------------------------------------------------------- launching
     def _commands(self, spec: AttemptSpec, port: int, folder: Path) -> tuple[list[str], list[str]]:
@@ -152,6 +162,46 @@ class LocalBackend:
     def launch(self, spec: AttemptSpec) -> str:
         check_free_space(self.workdir, self._policy.min_free_mb)
         folder = self.workdir / f"attempt-{spec.attempt_id}"
+        standby = self._standbys.take(spec.track) if self._standbys.size else None
+        try:
+            if standby is not None:
+                return self._start_on_standby(spec, folder, standby)
+            return self._start_cold(spec, folder)
+        finally:
+            if self._standbys.size:
+                self._standbys.refill(spec.track)
+
+    def _start_on_standby(self, spec: AttemptSpec, folder: Path, standby: Standby) -> str:
+        os.rename(standby.folder, folder)  # its processes keep running, now in the attempt's folder
+        simulator, evaluator = self._commands(spec, standby.port, folder)
+        (folder / "attempt.json").write_text(
+            json.dumps({"attempt": spec.attempt_id, "submission": spec.submission_id, "repetition": spec.repetition}),
+            encoding="utf-8",
+        )
+        sup = self._supervisor_spec(spec, simulator, evaluator, standby.port)
+        tmp = folder / "spec.json.tmp"
+        tmp.write_text(json.dumps(asdict(sup), indent=2), encoding="utf-8")
+        os.replace(tmp, folder / "spec.json")  # the standby starts the evaluator once this appears
+        self._tracked[spec.attempt_id] = _Tracked(
+            spec.attempt_id, spec.submission_id, folder, spec.repetition, standby.port, process=standby.process
+        )
+        return str(folder)
+
+    def _supervisor_spec(
+        self, spec: AttemptSpec, simulator: list[str], evaluator: list[str], port: int
+    ) -> SupervisorSpec:
+        return SupervisorSpec(
+            simulator=simulator,
+            evaluator=evaluator,
+            port=port,
+            budget_s=spec.budget_s,
+            silence_timeout_s=spec.track.silence_timeout_s,
+            ready_timeout_s=self._ready_timeout,
+            grace_s=self._grace,
+            env={"PYTHONUNBUFFERED": "1", "LBCLOUD_ATTEMPT": str(spec.attempt_id)},
+        )
+
+    def _start_cold(self, spec: AttemptSpec, folder: Path) -> str:
         folder.mkdir(parents=True, exist_ok=True)
         reservation = reserve_port(*self._ports, self._port_lock_dir)
         try:
@@ -162,16 +212,7 @@ class LocalBackend:
     def _start(self, spec: AttemptSpec, folder: Path, reservation: PortReservation) -> str:
         port = reservation.port
         simulator, evaluator = self._commands(spec, port, folder)
-        sup = SupervisorSpec(
-            simulator=simulator,
-            evaluator=evaluator,
-            port=port,
-            budget_s=spec.budget_s,
-            silence_timeout_s=spec.track.silence_timeout_s,
-            ready_timeout_s=self._ready_timeout,
-            grace_s=self._grace,
-            env={"PYTHONUNBUFFERED": "1", "LBCLOUD_ATTEMPT": str(spec.attempt_id)},
-        )
+        sup = self._supervisor_spec(spec, simulator, evaluator, port)
         (folder / "spec.json").write_text(json.dumps(asdict(sup), indent=2), encoding="utf-8")
         (folder / "attempt.json").write_text(
             json.dumps({"attempt": spec.attempt_id, "submission": spec.submission_id, "repetition": spec.repetition}),
@@ -275,7 +316,25 @@ class LocalBackend:
             except LbcloudError as err:
                 log.warning("log upload failed, will retry: %s", err, extra={"attempt": tracked.attempt_id})
 
+    def _upload_timeline(self, tracked: _Tracked) -> None:
+        """The evaluator's route timeline (completion over time, infraction times), when it wrote one."""
+        path = tracked.workdir / TIMELINE_FILE
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return
+        if len(data) > MAX_TIMELINE_BYTES:
+            log.warning("timeline of attempt %s is too large (%d bytes); not kept", tracked.attempt_id, len(data))
+            return
+        try:
+            self._artifacts.put(
+                attempt_timeline_key(tracked.submission_id, tracked.attempt_id), data, "application/json"
+            )
+        except LbcloudError as err:
+            log.warning("timeline upload failed: %s", err, extra={"attempt": tracked.attempt_id})
+
     def _ended(self, tracked: _Tracked) -> BackendEvent:
+        self._upload_timeline(tracked)
         result = json.loads((tracked.workdir / RESULT_FILE).read_text(encoding="utf-8"))
         ended_by: str = result["ended_by"]
         code: int | None = result["exit_code"]
@@ -304,7 +363,8 @@ class LocalBackend:
         if outcome is not AttemptOutcome.RECORD or (record is not None and record.status.startswith("Failed")):
             detail = last_error_line(logs.get(LogStream.AGENT.value, b"")) or ""
             if detail and outcome is not AttemptOutcome.RECORD:
-                reason = f"{reason}: {detail}"
+                # the evaluator's line often repeats the reason ("the simulation crashed: ..."): say it once
+                reason = detail if detail.startswith(reason) else f"{reason}: {detail}"
         keep = outcome is AttemptOutcome.RECORD or code == EXIT_SIMULATION_CRASHED
         return event(outcome, blame, reason, message=detail, record_json=text if keep else None)
 
@@ -403,6 +463,7 @@ class LocalBackend:
         return events
 
     def close(self) -> None:
+        self._standbys.close()
         for tracked in self._tracked.values():
             if tracked.process is not None:
                 tracked.process.poll()

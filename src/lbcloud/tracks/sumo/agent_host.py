@@ -20,6 +20,7 @@ import importlib.util
 import socket
 import sys
 import time
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
@@ -101,6 +102,9 @@ def find_agent_class(reference: str) -> type:
 
 
 def _error(stage: str, err: BaseException) -> dict[str, Any]:
+    if not isinstance(err, AgentLoadError):  # the team's traceback, in its own log (the route page shows it)
+        traceback.print_exception(err, file=sys.stderr)
+        sys.stderr.flush()
     text = f"{type(err).__name__}: {err}" if not isinstance(err, AgentLoadError) else str(err)
     return {"type": ERROR, "stage": stage, "message": text[:MAX_ERROR_CHARS]}
 
