@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from lbcloud.domain.errors import ConfigError
+from lbcloud.domain.limits import SubmissionLimits
 from lbcloud.domain.tracks import (
     ContainerImages,
     LocalCommands,
@@ -95,6 +96,14 @@ class QualificationSettings(BaseModel):
     thresholds: dict[str, float]
 
 
+class LimitsSettings(BaseModel):
+    """Submissions a team may make to a track (unset: no limit)."""
+
+    per_day: int | None = Field(default=None, ge=1, description="Per rolling 24 hours")
+    total: int | None = Field(default=None, ge=1, description="In total")
+    concurrent: int | None = Field(default=None, ge=1, description="Being evaluated at once")
+
+
 class TrackSettings(BaseModel):
     """A track as written in settings (see :class:`lbcloud.domain.tracks.Track`)."""
 
@@ -119,6 +128,7 @@ class TrackSettings(BaseModel):
     qualification: QualificationSettings | None = None
     seed: int = 0
     description: str = ""
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
 
     def to_track(self) -> Track:
         pool = self.pool
@@ -168,6 +178,7 @@ class TrackSettings(BaseModel):
             else None,
             seed=self.seed,
             description=self.description,
+            limits=SubmissionLimits(self.limits.per_day, self.limits.total, self.limits.concurrent),
         )
 
 
@@ -330,12 +341,48 @@ class SQSSettings(BaseModel):
     retry_visibility_s: int = Field(default=30, description="When a message returns after EvalAI was unreachable.")
 
 
+class TeamProfile(BaseModel):
+    """What the leaderboard shows about a team beyond its name."""
+
+    affiliation: str | None = None
+    method_url: str | None = Field(default=None, description="The method's paper or code (http or https URL)")
+
+    @field_validator("method_url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("https://", "http://")):
+            raise ValueError(f"method_url must start with https:// or http://, not {url!r}")
+        return url
+
+
+class Deadline(BaseModel):
+    name: str
+    at: str = Field(description="When, as shown (e.g. 2027-05-31 23:59 UTC)")
+
+
+class ChallengeSettings(BaseModel):
+    """The challenge overview page (``/challenge``)."""
+
+    title: str = "Autonomous driving leaderboard"
+    description: str = Field(
+        default="Submit an autonomous-driving agent; it is evaluated route by route in a closed-loop simulator "
+        "and scored exactly as the official leaderboard does.",
+        description="One or two paragraphs (plain text)",
+    )
+    rules: list[str] = Field(default_factory=list, description="One line per rule")
+    deadlines: list[Deadline] = Field(default_factory=list)
+
+
 class WebSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     operator_token: str | None = None
     team_tokens: dict[str, str] = Field(default_factory=dict, description="team name -> API token")
     public_url: str | None = None
+    team_profiles: dict[str, TeamProfile] = Field(
+        default_factory=dict, description="team name -> affiliation and method link shown on the leaderboard"
+    )
+    challenge: ChallengeSettings = Field(default_factory=ChallengeSettings)
     max_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="Largest request body the API and forms accept (413 beyond)."
     )

@@ -31,6 +31,13 @@ SMALL_RUNS = {
     "store": (["--tasks", "100", "--transitions", "50"], [r"claim \(two racing\)\s+200 tries.*none twice"]),
     "k8s": (["--attempts", "10", "--seconds", "1"], [r"route task ready -> Job created .*n=10 median [\d.]+ ms"]),
     "evalai": (["--routes", "3", "--route-interval", "10"], [r"EvalAI requests for one 3-route submission"]),
+    "agent_boundary": (
+        ["--routes", "sumo-dev", "--subset", "0", "--starts", "2"],
+        [
+            r"agent host\s+sim/wall\s+[\d.]+x\s+[\d.]+ ms/step\s+boundary [+-][\d.]+ ms/step",
+            r"agent start to setup\(\) answered, agent host\s+median\s+[\d.]+ ms",
+        ],
+    ),
 }
 
 

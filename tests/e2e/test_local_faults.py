@@ -77,6 +77,7 @@ def test_simulator_killed_mid_route_is_retried_with_blame_simulator(make_system:
     assert sub.status is S.FINISHED, sub.reason
     crashed = system.store.get_attempt(killed[0])
     assert crashed.outcome is AttemptOutcome.FAILED and crashed.blame is Blame.SIMULATOR and crashed.counted
+    assert crashed.reason and crashed.reason.count("the simulation crashed") <= 1, crashed.reason
     task = next(t for t in system.store.route_tasks(sid) if t.id == crashed.task_id)
     assert task.status is RouteTaskStatus.DONE and task.attempts == 2 and task.counted_retries == 1
     assert len(_records(system, sid)) == 3, "the final result is complete"

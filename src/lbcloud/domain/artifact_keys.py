@@ -3,6 +3,7 @@
 ```
 submissions/<id>/routes/<RouteScenario_<route>_rep<r>>.json     the route record as the evaluator wrote it
 submissions/<id>/attempts/<attempt>/<stream>.log                 simulator / agent / lbcloud logs
+submissions/<id>/attempts/<attempt>/timeline.json                route completion over time, infraction times
 submissions/<id>/merged.json                                     latest merged results (leaderboard format)
 submissions/<id>/evalai/{results.json,stdout.txt,metadata.json}  EvalAI-format files
 submissions/<id>/manifest.json                                   reproducibility manifest
@@ -30,6 +31,10 @@ def route_record_key(submission_id: int, route_id: str, repetition: int) -> str:
 
 def attempt_log_key(submission_id: int, attempt_id: int, stream: LogStream | str) -> str:
     return f"submissions/{submission_id}/attempts/{attempt_id}/{LogStream(stream).value}.log"
+
+
+def attempt_timeline_key(submission_id: int, attempt_id: int) -> str:
+    return f"submissions/{submission_id}/attempts/{attempt_id}/timeline.json"
 
 
 def merged_key(submission_id: int) -> str:

@@ -42,7 +42,7 @@ from lbcloud.adapters.backends.local_supervisor import (
     RESULT_FILE,
     SupervisorSpec,
 )
-from lbcloud.domain.artifact_keys import LogStream, attempt_log_key
+from lbcloud.domain.artifact_keys import LogStream, attempt_log_key, attempt_timeline_key
 from lbcloud.domain.blame import (
     EXIT_AGENT_HOST_UNAVAILABLE,
     EXIT_AGENT_REJECTED,
@@ -61,6 +61,8 @@ from lbcloud.services.ports import ArtifactStore, AttemptSpec, BackendEvent, Bac
 
 log = logging.getLogger(__name__)
 
+TIMELINE_FILE = "checkpoint.timeline.json"
+MAX_TIMELINE_BYTES = 4_000_000
 LOG_FILES = {LogStream.SIMULATOR: "simulator.log", LogStream.AGENT: "agent.log", LogStream.LBCLOUD: "lbcloud.log"}
 LOG_UPLOAD_INTERVAL_S = 1.0
 
@@ -314,7 +316,25 @@ class LocalBackend:
             except LbcloudError as err:
                 log.warning("log upload failed, will retry: %s", err, extra={"attempt": tracked.attempt_id})
 
+    def _upload_timeline(self, tracked: _Tracked) -> None:
+        """The evaluator's route timeline (completion over time, infraction times), when it wrote one."""
+        path = tracked.workdir / TIMELINE_FILE
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return
+        if len(data) > MAX_TIMELINE_BYTES:
+            log.warning("timeline of attempt %s is too large (%d bytes); not kept", tracked.attempt_id, len(data))
+            return
+        try:
+            self._artifacts.put(
+                attempt_timeline_key(tracked.submission_id, tracked.attempt_id), data, "application/json"
+            )
+        except LbcloudError as err:
+            log.warning("timeline upload failed: %s", err, extra={"attempt": tracked.attempt_id})
+
     def _ended(self, tracked: _Tracked) -> BackendEvent:
+        self._upload_timeline(tracked)
         result = json.loads((tracked.workdir / RESULT_FILE).read_text(encoding="utf-8"))
         ended_by: str = result["ended_by"]
         code: int | None = result["exit_code"]
@@ -343,7 +363,8 @@ class LocalBackend:
         if outcome is not AttemptOutcome.RECORD or (record is not None and record.status.startswith("Failed")):
             detail = last_error_line(logs.get(LogStream.AGENT.value, b"")) or ""
             if detail and outcome is not AttemptOutcome.RECORD:
-                reason = f"{reason}: {detail}"
+                # the evaluator's line often repeats the reason ("the simulation crashed: ..."): say it once
+                reason = detail if detail.startswith(reason) else f"{reason}: {detail}"
         keep = outcome is AttemptOutcome.RECORD or code == EXIT_SIMULATION_CRASHED
         return event(outcome, blame, reason, message=detail, record_json=text if keep else None)
 

@@ -181,6 +181,34 @@ def evaluate(
     sys.exit(run_with_errors(options, echo=typer.echo))
 
 
+@sumo_app.command("sandbox")
+def sandbox(
+    mode: Annotated[
+        SandboxMode,
+        typer.Option("--agent-sandbox", help="The mode to check (the local backend's local.agent_sandbox)."),
+    ] = SandboxMode.AUTO,
+) -> None:
+    """Say whether agents run sandboxed on this machine, and with what limits (exit 1 when they do not).
+
+    Example:  lbcloud track sumo sandbox
+    """
+    import os
+    import shutil
+
+    from lbcloud.tracks.sumo.agent_sandbox import sandbox_status
+
+    status = sandbox_status(mode)
+    typer.echo(f"{'ok  ' if status.sandboxed else 'FAIL'} sandbox: {status.detail}")
+    typer.echo(f"{'ok  ' if shutil.which('setpriv') or os.geteuid() != 0 else 'FAIL'} setpriv (own agent user id)")
+    typer.echo(
+        f"ok   limits per agent: {_LIMITS.memory_mb} MiB address space, {_LIMITS.pids} processes, "
+        f"{_LIMITS.cpu_s} CPU-s, {_LIMITS.disk_mb} MiB scratch, {_LIMITS.log_bytes} bytes of output (defaults)"
+    )
+    if not status.sandboxed:
+        typer.echo("agents run as plain processes here: see docs/security.md before accepting agent files")
+        raise typer.Exit(1)
+
+
 @sumo_app.command("agent-host")
 def agent_host(
     connect: Annotated[str, typer.Option("--connect", help="unix:PATH or tcp:HOST:PORT of the evaluator.")],

@@ -20,6 +20,7 @@ import importlib.util
 import socket
 import sys
 import time
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
@@ -40,13 +41,12 @@ from lbcloud.tracks.sumo.agent_protocol import (
     STAGE_SENSORS,
     STAGE_SETUP,
     STEP,
+    Channel,
     PeerClosed,
     ProtocolError,
     control_message,
     decode_reading,
     encode,
-    receive,
-    send,
 )
 
 MAX_ERROR_CHARS = 500
@@ -102,6 +102,9 @@ def find_agent_class(reference: str) -> type:
 
 
 def _error(stage: str, err: BaseException) -> dict[str, Any]:
+    if not isinstance(err, AgentLoadError):  # the team's traceback, in its own log (the route page shows it)
+        traceback.print_exception(err, file=sys.stderr)
+        sys.stderr.flush()
     text = f"{type(err).__name__}: {err}" if not isinstance(err, AgentLoadError) else str(err)
     return {"type": ERROR, "stage": stage, "message": text[:MAX_ERROR_CHARS]}
 
@@ -110,7 +113,7 @@ class AgentHost:
     """Serves one connection: one agent instance per ``setup`` … ``destroy`` cycle."""
 
     def __init__(self, sock: socket.socket, reference: str) -> None:
-        self.sock = sock
+        self.channel = Channel(sock)
         self.reference = reference
         self._class: type | None = None
         self._agent: Any = None
@@ -170,17 +173,17 @@ class AgentHost:
 
     def serve(self) -> int:
         """Greet, then answer requests until ``bye`` or hang-up; returns the process exit code."""
-        send(self.sock, {"type": HELLO, "protocol": PROTOCOL_VERSION})
+        self.channel.send({"type": HELLO, "protocol": PROTOCOL_VERSION})
         while True:
             try:
-                message = receive(self.sock)
+                message = self.channel.receive()
             except PeerClosed:
                 return 0
             if message["type"] == BYE:
                 return 0
             answer = self._answer(message)
             if answer is not None:
-                send(self.sock, answer)
+                self.channel.send(answer)
 
 
 def connect(address: str, timeout_s: float) -> socket.socket:

@@ -33,10 +33,9 @@ from lbcloud.tracks.sumo.agent_protocol import (
     READY,
     SETUP,
     STAGE_SETUP,
+    Channel,
     ProtocolError,
     parse_control,
-    receive,
-    send,
     step_message,
 )
 from lbcloud.tracks.sumo.agent_sandbox import AgentLimits, HostCommand, SandboxMode, end_agent_processes, host_command
@@ -97,12 +96,12 @@ class AgentLink:
 
     def __init__(
         self,
-        sock: socket.socket,
+        channel: Channel,
         process: subprocess.Popen[bytes] | None = None,
         command: HostCommand | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.sock = sock
+        self.channel = channel
         self.process = process
         self.command = command
         self._clock = clock
@@ -115,8 +114,8 @@ class AgentLink:
             raise AgentFault(stage, "the agent host is no longer usable")
         deadline = self._clock() + timeout_s
         try:
-            send(self.sock, message)
-            answer = receive(self.sock, deadline=deadline, clock=self._clock)
+            self.channel.send(message)
+            answer = self.channel.receive(deadline=deadline, clock=self._clock)
         except TimeoutError:
             self.broken = True
             raise AgentFault(stage, f"the agent did not answer within {timeout_s:g}s", timed_out=True) from None
@@ -173,9 +172,9 @@ class AgentLink:
         """Say goodbye and make sure nothing of the host is left."""
         if not self.broken:
             with contextlib.suppress(OSError, ProtocolError):
-                send(self.sock, {"type": BYE})
+                self.channel.send({"type": BYE})
         with contextlib.suppress(OSError):
-            self.sock.close()
+            self.channel.close()
         if self.process is not None:
             if not self.broken:
                 with contextlib.suppress(subprocess.TimeoutExpired):
@@ -185,9 +184,9 @@ class AgentLink:
             shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def _greeting(sock: socket.socket, deadline: float, clock: Callable[[], float]) -> None:
+def _greeting(channel: Channel, deadline: float, clock: Callable[[], float]) -> None:
     try:
-        hello = receive(sock, deadline=deadline, clock=clock)
+        hello = channel.receive(deadline=deadline, clock=clock)
     except TimeoutError:
         raise AgentFault("connect", "the agent host did not greet in time") from None
     except (ProtocolError, OSError) as err:
@@ -229,8 +228,15 @@ def accept_host(
             break
         except TimeoutError:
             continue
-    _greeting(sock, deadline, clock)
-    return AgentLink(sock, process, command, clock)
+    listener.settimeout(None)
+    # a host that stops reading cannot block the evaluator longer than its setup time
+    channel = Channel(sock, send_timeout_s=timeout_s)
+    try:
+        _greeting(channel, deadline, clock)
+    except AgentFault:
+        channel.close()
+        raise
+    return AgentLink(channel, process, command, clock)
 
 
 def spawn_host(

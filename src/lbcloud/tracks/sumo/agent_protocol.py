@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import json
 import math
+import select
 import socket
 import struct
-from collections.abc import Mapping
-from dataclasses import fields, is_dataclass
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from lbcloud.tracks.sumo.agent_api import (
@@ -87,42 +88,63 @@ def decode(body: bytes) -> dict[str, Any]:
     return message
 
 
-def send(sock: socket.socket, message: Mapping[str, Any]) -> None:
-    """Send one message (blocking; the socket's timeout applies). Raises ProtocolError / OSError."""
-    sock.sendall(encode(message))
+class Channel:
+    """One end of a connection: framed messages out, a buffered reader in.
 
-
-def _recv_exactly(sock: socket.socket, size: int, deadline: float | None, clock: Any) -> bytes:
-    chunks: list[bytes] = []
-    remaining = size
-    while remaining:
-        if deadline is not None:
-            left = deadline - clock()
-            if left <= 0:
-                raise TimeoutError("no complete message before the deadline")
-            sock.settimeout(left)
-        chunk = sock.recv(min(remaining, 1 << 16))
-        if not chunk:
-            raise PeerClosed("the peer closed the connection")
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(chunks)
-
-
-def receive(sock: socket.socket, *, deadline: float | None = None, clock: Any = None) -> dict[str, Any]:
-    """Receive one message; by ``deadline`` (a ``clock()`` value) or raise TimeoutError.
-
-    The deadline covers the whole message, so a peer that drips bytes cannot stretch it.
-    Raises PeerClosed, ProtocolError (bad frame/content), TimeoutError or OSError.
+    The socket stays in one mode for its whole life (a fixed send timeout, so a peer that stops
+    reading cannot block the sender forever); receive deadlines are waited for with ``poll``, so
+    one step costs one ``poll`` and one ``recv`` when the answer arrives in one piece.
     """
-    if clock is None:
-        import time
 
-        clock = time.monotonic
-    (size,) = _HEADER.unpack(_recv_exactly(sock, _HEADER.size, deadline, clock))
-    if size > MAX_MESSAGE_BYTES:
-        raise ProtocolError(f"message of {size} bytes exceeds {MAX_MESSAGE_BYTES}")
-    return decode(_recv_exactly(sock, size, deadline, clock))
+    def __init__(self, sock: socket.socket, *, send_timeout_s: float | None = None) -> None:
+        self.sock = sock
+        sock.settimeout(send_timeout_s)
+        self._buffer = bytearray()
+        self._poll = select.poll()
+        self._poll.register(sock, select.POLLIN)
+
+    def send(self, message: Mapping[str, Any]) -> None:
+        """Send one message. Raises ProtocolError (unencodable), TimeoutError or OSError."""
+        self.sock.sendall(encode(message))
+
+    def _message(self) -> dict[str, Any] | None:
+        buffer = self._buffer
+        if len(buffer) < _HEADER.size:
+            return None
+        (size,) = _HEADER.unpack_from(buffer)
+        if size > MAX_MESSAGE_BYTES:
+            raise ProtocolError(f"message of {size} bytes exceeds {MAX_MESSAGE_BYTES}")
+        end = _HEADER.size + size
+        if len(buffer) < end:
+            return None
+        body = bytes(buffer[_HEADER.size : end])
+        del buffer[:end]
+        return decode(body)
+
+    def receive(self, *, deadline: float | None = None, clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
+        """The next message, by ``deadline`` (a ``clock()`` value) or TimeoutError.
+
+        The deadline covers the whole message, so a peer that drips bytes cannot stretch it.
+        Raises PeerClosed, ProtocolError (bad frame or content), TimeoutError or OSError.
+        """
+        while True:
+            message = self._message()
+            if message is not None:
+                return message
+            if deadline is not None:
+                left_ms = int((deadline - clock()) * 1000)
+                if left_ms <= 0 or not self._poll.poll(left_ms):
+                    raise TimeoutError("no complete message before the deadline")
+            try:
+                chunk = self.sock.recv(1 << 16)
+            except TimeoutError:  # only without a deadline: the send timeout also bounds a blocked recv
+                continue
+            if not chunk:
+                raise PeerClosed("the peer closed the connection")
+            self._buffer += chunk
+
+    def close(self) -> None:
+        self.sock.close()
 
 
 # ------------------------------------------------------------------------------------ sensor data
@@ -134,23 +156,37 @@ _READINGS: dict[str, type] = {
     "sumo.radar": Radar,
     "sumo.traffic_light": TrafficLight,
 }
-_KIND_OF: dict[type, str] = {cls: kind for kind, cls in _READINGS.items()}
 
 
-def _plain(value: Any) -> Any:
-    if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
-    if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
-    return value
+def _vehicles(radar: Radar) -> list[list[Any]]:
+    return [[v.id, v.x, v.y, v.speed, v.distance] for v in radar.vehicles]
+
+
+_ENCODERS: dict[type, tuple[str, Callable[[Any], Any]]] = {
+    Speedometer: ("sumo.speedometer", lambda r: [r.speed]),
+    Gnss: ("sumo.gnss", lambda r: [r.x, r.y, r.z, r.heading]),
+    Imu: ("sumo.imu", lambda r: [r.acceleration, r.heading]),
+    RouteMap: (
+        "sumo.route_map",
+        lambda r: [r.distance_travelled, r.route_length, r.speed_limit, r.on_route, [list(p) for p in r.points_ahead]],
+    ),
+    Radar: (
+        "sumo.radar",
+        lambda r: [_vehicles(r), None if r.leader is None else [r.leader.id, r.leader.gap, r.leader.speed]],
+    ),
+    TrafficLight: ("sumo.traffic_light", lambda r: [r.light_id, r.state, r.distance]),
+}
 
 
 def encode_reading(reading: Any) -> dict[str, Any]:
-    """A sensor reading (one of agent_api's reading classes) as a JSON object with its sensor type."""
-    kind = _KIND_OF.get(type(reading))
-    if kind is None:
+    """A sensor reading (one of agent_api's reading classes) as ``{"sensor": type, "value": [fields...]}``.
+
+    ``value`` lists the reading's fields in declaration order (nested readings as lists too)."""
+    found = _ENCODERS.get(type(reading))
+    if found is None:
         raise ProtocolError(f"not a sensor reading: {type(reading).__name__}")
-    return {"sensor": kind, "value": _plain(reading)}
+    kind, fields_of = found
+    return {"sensor": kind, "value": fields_of(reading)}
 
 
 def decode_reading(data: Any) -> Any:
@@ -158,15 +194,15 @@ def decode_reading(data: Any) -> Any:
     try:
         kind, value = data["sensor"], data["value"]
         if kind == "sumo.radar":
-            leader = value["leader"]
+            vehicles, leader = value
             return Radar(
-                tuple(DetectedVehicle(**vehicle) for vehicle in value["vehicles"]),
-                Leader(**leader) if leader is not None else None,
+                tuple(DetectedVehicle(*vehicle) for vehicle in vehicles),
+                Leader(*leader) if leader is not None else None,
             )
         if kind == "sumo.route_map":
-            points = tuple((float(x), float(y)) for x, y in value.pop("points_ahead"))
-            return RouteMap(**value, points_ahead=points)
-        return _READINGS[kind](**value)
+            travelled, length, limit, on_route, points = value
+            return RouteMap(travelled, length, limit, on_route, tuple((float(x), float(y)) for x, y in points))
+        return _READINGS[kind](*value)
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise ProtocolError(f"malformed sensor reading: {type(err).__name__}: {err}") from None
 

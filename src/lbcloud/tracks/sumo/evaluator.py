@@ -13,6 +13,7 @@ outside (a container). Whatever the agent does, this side decides the route's st
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import sys
@@ -23,6 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
+from typing import Any
 
 from lbcloud.domain.errors import InputError, LbcloudError, Unavailable
 from lbcloud.domain.results.model import ResultFormat, ResultsFile, RouteRecord, route_id_for
@@ -110,6 +112,32 @@ class InstanceResult:
     sensors: tuple[SensorConfig, ...] | None = None
     crashed: bool = False
     rejected: bool = False
+    timeline: dict[str, Any] | None = None
+
+
+class RouteTimeline:
+    """What happened when on one route: route completion sampled every ``SAMPLE_S`` simulated seconds,
+    and each infraction with its simulation time (written next to the checkpoint for the route page)."""
+
+    SAMPLE_S = 1.0
+
+    def __init__(self, game_start: float) -> None:
+        self.game_start = game_start
+        self.samples: list[tuple[float, float]] = []
+        self.events: list[dict[str, Any]] = []
+        self._seen = 0
+
+    def observe(self, time_s: float, criteria: RouteCriteria) -> None:
+        t = round(time_s - self.game_start, 2)
+        if not self.samples or t - self.samples[-1][0] >= self.SAMPLE_S:
+            self.samples.append((t, round(float(criteria.route_completion), 2)))
+        for event in criteria.events[self._seen :]:
+            self.events.append({"t": t, "kind": event.kind, "message": event.message})
+        self._seen = len(criteria.events)
+
+    def finish(self, time_s: float, criteria: RouteCriteria) -> dict[str, Any]:
+        self.samples.append((round(time_s - self.game_start, 2), round(float(criteria.route_completion), 2)))
+        return {"samples": self.samples, "events": self.events}
 
 
 def _extra_attributes(data: bytes) -> dict[str, dict[str, str]]:
@@ -246,10 +274,13 @@ class Evaluator:
         crashed = False
         began = time.monotonic()
         game_start = 0.0
+        timeline = RouteTimeline(0.0)
         try:
             game_start = self.session.simulation_time()
+            timeline = RouteTimeline(game_start)
             obs, raw = self.session.observe()
             criteria.update(obs)
+            timeline.observe(obs.time, criteria)
             frame = 0
             while True:
                 readings = self.session.readings(sensors, obs, raw)
@@ -264,7 +295,9 @@ class Evaluator:
                 self.session.step()
                 frame += 1
                 obs, raw = self.session.observe()
-                if criteria.update(obs) is not None:
+                ended = criteria.update(obs)
+                timeline.observe(obs.time, criteria)
+                if ended is not None:
                     break
         except SimulationCrashed as err:
             log.error("%s: the simulation crashed: %s", instance.route_id, err)
@@ -278,7 +311,8 @@ class Evaluator:
             events=list(criteria.events), route_length=length, duration_game=max(duration_game, 0.0),
             duration_system=duration_system, scorer=opts.scorer, failure=failure.value if failure else None,
         )  # fmt: skip
-        return InstanceResult(record, sensors if newly_validated else None, crashed=crashed)
+        route_timeline = timeline.finish(last.time if last is not None else game_start, criteria)
+        return InstanceResult(record, sensors if newly_validated else None, crashed=crashed, timeline=route_timeline)
 
     def _destroy(self, link: AgentLink) -> None:
         problem = link.destroy(self.options.setup_timeout_s)
@@ -356,6 +390,8 @@ def _run(
         options.checkpoint.parent.mkdir(parents=True, exist_ok=True)
         options.checkpoint.write_bytes(b"")
     sensors_set_up = False
+    timelines: dict[str, Any] = {}
+    timeline_path = options.checkpoint.with_name(f"{options.checkpoint.stem}.timeline.json")
     output = LogBudget(sys.stdout.buffer, options.limits.log_bytes)
     with (
         tempfile.TemporaryDirectory(prefix="lbcloud-sumo-") as workdir,
@@ -373,7 +409,13 @@ def _run(
                 records.append(result.record)
             entry = "Crashed" if result.crashed else "Rejected" if result.rejected else "Started"
             write_checkpoint(options.checkpoint, _document(records, instance.position + 1, total, icons, entry))
+            if result.timeline is not None:
+                timelines[instance.route_id] = result.timeline
+                timeline_path.write_text(json.dumps(timelines), encoding="utf-8")
             echo(f"    {result.record.status} (driving score {result.record.scores.score_composed})")
+            for kind, messages in result.record.infractions.items():
+                for message in messages:
+                    echo(f"      {kind}: {message}")
             if result.crashed:
                 return ExitCode.CRASHED
             if result.rejected:
