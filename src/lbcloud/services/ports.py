@@ -234,9 +234,10 @@ class StateStore(Protocol):
         waits to be planned (``submitted`` or ``resuming``): one read transaction."""
         ...
 
-    def unpublished_finals(self, limit: int = 100) -> list[Submission]:
+    def unpublished_finals(self, limit: int = 100, *, since: datetime | None = None) -> list[Submission]:
         """Ended submissions (finished, failed, cancelled) whose final publication has not been
-        recorded since they last changed status, oldest first."""
+        recorded since they last changed status, oldest first; ``since``: only those that changed
+        status at or after that time."""
         ...
 
     def mark_final_published(self, submission_id: int, message: str) -> None:
