@@ -677,7 +677,7 @@ class Dispatcher:
                 repetition=task.repetition,
                 budget_s=track.attempt_budget_s(task.route_length_m),
                 token=attempt.token,
-                seed=track.seed + task.repetition,
+                seed=track.seed_for(task.repetition),
             )
             try:
                 handle = self.backend.launch(spec)

@@ -19,7 +19,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -39,11 +39,13 @@ from lbcloud.domain.blame import (
     EXIT_USAGE,
     Blame,
 )
+from lbcloud.domain.carla import CarlaObservation, Ending, Verdict, judge_carla_attempt, leaderboard_environment
 from lbcloud.domain.errors import InputError, LbcloudError
 from lbcloud.domain.results.model import ResultFormat, RouteRecord, route_id_for
 from lbcloud.domain.results.reader import parse_results
 from lbcloud.domain.results.writer import dumps_results
 from lbcloud.domain.tasks import Attempt, AttemptOutcome
+from lbcloud.domain.tracks import SimulatorKind
 from lbcloud.services.ports import ArtifactStore, AttemptSpec, BackendEvent, BackendEventKind
 
 log = logging.getLogger(__name__)
@@ -88,6 +90,7 @@ class _Tracked:
     repetition: int
     port: int
     process: subprocess.Popen[bytes] | None = None
+    carla: bool = False
     running_reported: bool = False
     log_sizes: dict[LogStream, int] = field(default_factory=dict)
     last_log_upload: float = 0.0
@@ -133,6 +136,8 @@ class LocalBackend:
             "seed": str(spec.seed),
             "workdir": str(folder),
             "scorer": track.scorer.value,
+            "gpu_index": "0",
+            "recordings": str(folder / "recordings"),
         }
 
         def fill(argv: Sequence[str]) -> list[str]:
@@ -157,11 +162,18 @@ class LocalBackend:
             silence_timeout_s=spec.track.silence_timeout_s,
             ready_timeout_s=self._ready_timeout,
             grace_s=self._grace,
-            env={"PYTHONUNBUFFERED": "1", "LBCLOUD_ATTEMPT": str(spec.attempt_id)},
+            env={"PYTHONUNBUFFERED": "1", "LBCLOUD_ATTEMPT": str(spec.attempt_id), **self._track_env(spec)},
         )
         (folder / "spec.json").write_text(json.dumps(asdict(sup), indent=2), encoding="utf-8")
         (folder / "attempt.json").write_text(
-            json.dumps({"attempt": spec.attempt_id, "submission": spec.submission_id, "repetition": spec.repetition}),
+            json.dumps(
+                {
+                    "attempt": spec.attempt_id,
+                    "submission": spec.submission_id,
+                    "repetition": spec.repetition,
+                    "simulator": spec.track.simulator.value,
+                }
+            ),
             encoding="utf-8",
         )
         proc = subprocess.Popen(
@@ -173,9 +185,20 @@ class LocalBackend:
             close_fds=True,
         )
         self._tracked[spec.attempt_id] = _Tracked(
-            spec.attempt_id, spec.submission_id, folder, spec.repetition, port, process=proc
-        )
+            spec.attempt_id, spec.submission_id, folder, spec.repetition, port, process=proc,
+            carla=spec.track.simulator is SimulatorKind.CARLA,
+        )  # fmt: skip
         return str(folder)
+
+    @staticmethod
+    def _track_env(spec: AttemptSpec) -> dict[str, str]:
+        """CARLA tracks: the variables the official start-up script gives the agent (docs/carla.md)."""
+        track = spec.track
+        if track.simulator is not SimulatorKind.CARLA:
+            return {}
+        # the local commands name the leaderboard's folders themselves; the rest is per attempt
+        env = leaderboard_environment(track, contents="", routes=track.routes_file, route=spec.route_id)
+        return {k: v for k, v in env.items() if k not in ("CARLA_ROOT", "SCENARIO_RUNNER_ROOT", "LEADERBOARD_ROOT")}
 
     # ------------------------------------------------------------------------------------- polling
     def poll(self) -> list[BackendEvent]:
@@ -266,6 +289,8 @@ class LocalBackend:
                 **more,  # type: ignore[arg-type]
             )  # fmt: skip
 
+        if tracked.carla and ended_by in ("exit", "silence", "budget", "simulator_died"):
+            return self._carla_ended(tracked, result, found, logs, event)
         if ended_by in SUPERVISOR_ENDINGS:
             outcome, blame = SUPERVISOR_ENDINGS[ended_by]
             return event(outcome, blame, result["detail"])
@@ -277,6 +302,35 @@ class LocalBackend:
                 reason = f"{reason}: {detail}"
         keep = outcome is AttemptOutcome.RECORD or code == EXIT_SIMULATION_CRASHED
         return event(outcome, blame, reason, message=detail, record_json=text if keep else None)
+
+    @staticmethod
+    def _carla_ended(
+        tracked: _Tracked,
+        result: dict[str, object],
+        found: tuple[str, RouteRecord] | None,
+        logs: dict[str, bytes],
+        event: Callable[..., BackendEvent],
+    ) -> BackendEvent:
+        """A CARLA attempt: simulator death first, then the record, then the official exit codes."""
+        ended_by = str(result["ended_by"])
+        died = result.get("simulator_died_at") is not None or ended_by == "simulator_died"
+        code = result.get("exit_code")
+        ending = {"silence": Ending.SILENCE, "budget": Ending.BUDGET}.get(ended_by, Ending.EXIT)
+        error = last_error_line(logs.get(LogStream.AGENT.value, b""))
+        judged = judge_carla_attempt(
+            CarlaObservation(
+                ending=ending,
+                exit_code=int(code) if isinstance(code, int) else None,
+                record_status=found[1].status if found is not None else None,
+                simulator_death=(f"it exited with code {result.get('simulator_exit_code')}" if died else None),
+                last_error=error,
+            )
+        )
+        if judged.verdict is Verdict.RECORD and found is not None:
+            message = (error or "") if judged.blame is not Blame.NONE else ""
+            return event(AttemptOutcome.RECORD, Blame.NONE, judged.reason, message=message, record_json=found[0])
+        keep = found[0] if found is not None and judged.blame is Blame.SIMULATOR else None
+        return event(AttemptOutcome.FAILED, judged.blame, judged.reason, message=error or "", record_json=keep)
 
     def _record(self, tracked: _Tracked) -> tuple[str, RouteRecord] | None:
         """The checkpoint's single record as a one-record document (``route_id`` set to the task's
@@ -358,7 +412,10 @@ class LocalBackend:
             except (OSError, ValueError):
                 events.append(_lost(attempt.id, f"no trace of the attempt in {folder}"))
                 continue
-            tracked = _Tracked(attempt.id, attempt.submission_id, folder, int(info.get("repetition", 0)), spec["port"])
+            tracked = _Tracked(
+                attempt.id, attempt.submission_id, folder, int(info.get("repetition", 0)), spec["port"],
+                carla=info.get("simulator") == SimulatorKind.CARLA.value,
+            )  # fmt: skip
             # a late find reports running again, so the dispatcher learns its handle
             tracked.running_reported = not found_late and (folder / READY_FILE).exists()
             if (folder / RESULT_FILE).exists() or self._supervisor_alive(tracked):
@@ -398,6 +455,7 @@ SUPERVISOR_ENDINGS: dict[str, tuple[AttemptOutcome, Blame]] = {
     "budget": (AttemptOutcome.FAILED, Blame.AGENT),
     "silence": (AttemptOutcome.FAILED, Blame.AGENT),
     "simulator_not_ready": (AttemptOutcome.FAILED, Blame.SIMULATOR),
+    "simulator_died": (AttemptOutcome.FAILED, Blame.SIMULATOR),
     "spawn_error": (AttemptOutcome.FAILED, Blame.INFRASTRUCTURE),
 }
 

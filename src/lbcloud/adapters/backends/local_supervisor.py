@@ -2,8 +2,10 @@
 
 ``python -m lbcloud.adapters.backends.local_supervisor <workdir>`` reads ``<workdir>/spec.json``,
 starts the simulator, waits until its port listens (no fixed sleeps), starts the evaluator, and
-watches both: the attempt's wall-clock budget, silent output (no log or checkpoint growth) and
-simulator death. It ends with ``<workdir>/result.json`` (written atomically), which is what the
+watches both: the attempt's wall-clock budget (``budget_s`` 0: none), silent output (no log or
+checkpoint growth) and simulator death (the evaluator gets ``simulator_grace_s`` to end on its own,
+then it is stopped: a CARLA evaluator would block on every call for its client timeout).
+It ends with ``<workdir>/result.json`` (written atomically), which is what the
 dispatcher reads. Because it lives in its own session with its output in files, a dispatcher that
 dies (even SIGKILL) loses nothing: the attempt finishes and is collected after a restart.
 
@@ -45,6 +47,7 @@ class SupervisorSpec:
     grace_s: float = 1.0
     env: dict[str, str] = field(default_factory=dict)
     checkpoint: str = "checkpoint.json"
+    simulator_grace_s: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +55,8 @@ class SupervisorResult:
     """How the attempt ended, as seen from outside the evaluator.
 
     ``ended_by`` is ``exit`` (the evaluator exited on its own), ``budget``, ``silence``,
-    ``simulator_not_ready``, ``cancelled`` or ``spawn_error``."""
+    ``simulator_not_ready``, ``simulator_died``, ``cancelled`` or ``spawn_error``.
+    ``simulator_died_at`` is set when the simulator exited while the evaluator still ran."""
 
     ended_by: str
     exit_code: int | None
@@ -61,6 +65,7 @@ class SupervisorResult:
     started_at: float
     simulator_ready_at: float | None
     ended_at: float
+    simulator_died_at: float | None = None
 
 
 def port_listening(port: int) -> bool:
@@ -118,6 +123,7 @@ class Supervisor:
         self.simulator: subprocess.Popen[bytes] | None = None
         self.evaluator: subprocess.Popen[bytes] | None = None
         self._cancelled = False
+        self._simulator_died_at: float | None = None
         self._logs: list[IO[bytes]] = []
         self._own_log = open(workdir / "lbcloud.log", "ab", buffering=0)  # noqa: SIM115
 
@@ -208,14 +214,26 @@ class Supervisor:
 
     def _watch(self, started: float, ready_at: float) -> SupervisorResult:
         assert self.evaluator is not None
-        budget_deadline = time.monotonic() + self.spec.budget_s
+        budget_deadline = time.monotonic() + self.spec.budget_s if self.spec.budget_s > 0 else float("inf")
+        assert self.simulator is not None
         watched = [self.workdir / "agent.log", self.workdir / self.spec.checkpoint]
         last_sizes = [_size(p) for p in watched]
         last_growth = time.monotonic()
+        died_at: float | None = None
         while True:
+            if died_at is None and self.simulator.poll() is not None:
+                died_at = time.monotonic()
+                self._simulator_died_at = time.time()
+                self.note(f"the simulator exited with code {self.simulator.returncode} during the route")
             code = self.evaluator.poll()
             if code is not None:
                 return self._end("exit", code, f"the evaluator exited with code {code}", started, ready_at)
+            if died_at is not None and time.monotonic() - died_at > self.spec.simulator_grace_s:
+                return self._end(
+                    "simulator_died", None,
+                    f"the simulator exited with code {self.simulator.returncode} during the route",
+                    started, ready_at,
+                )  # fmt: skip
             if self._cancelled:
                 return self._end("cancelled", None, "cancelled on request", started, ready_at)
             now = time.monotonic()
@@ -248,6 +266,7 @@ class Supervisor:
             started_at=started,
             simulator_ready_at=ready_at,
             ended_at=time.time(),
+            simulator_died_at=self._simulator_died_at,
         )
         self.note(f"ended ({ended_by}): {detail}")
         _write_json_atomic(self.workdir / RESULT_FILE, asdict(result))

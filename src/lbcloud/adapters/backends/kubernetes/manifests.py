@@ -31,6 +31,7 @@ from pathlib import PurePosixPath
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from lbcloud.adapters.backends.kubernetes import carla_wrapper
 from lbcloud.domain.blame import (
     EXIT_AGENT_REJECTED,
     EXIT_SIMULATION_CRASHED,
@@ -82,6 +83,16 @@ AGENT_EXIT_FILE = f"{RUN_DIR}/agent.exit"
 SIMULATOR_READY_FILE = f"{RUN_DIR}/simulator.ready"
 GPU_UUID_FILE = f"{RUN_DIR}/gpu-uuid"
 AGENT_SILENT_FILE = f"{RUN_DIR}/agent.silent"
+SIMSTATE_DIR = "/lbcloud/simstate"
+"""Written by the simulator's wrapper only (read-only for the agent): it cannot be forged."""
+SIMULATOR_STARTED_FILE = f"{SIMSTATE_DIR}/simulator.started"
+SIMULATOR_DIED_FILE = f"{SIMSTATE_DIR}/simulator.exit"
+RECORDINGS_DIR = "/lbcloud/recordings"
+"""Where CARLA writes ``--record`` files (the server writes them, so the simulator mounts it)."""
+SIMULATOR_KIND_ANNOTATION = "lbcloud.io/simulator"
+IMAGE_WAIT_S = 3600
+"""How long the agent waits for the simulator container to start at all (its image being pulled):
+the simulator's readiness wait only counts from then (the official cloud waits up to an hour)."""
 EXIT_AGENT_SILENT = 124
 """The agent wrapper's exit code when it stopped an agent that printed nothing for too long."""
 TOKEN_ENV = "LBCLOUD_REPORTER_TOKEN"
@@ -264,7 +275,8 @@ class _Placeholders(dict[str, str]):
 
 
 def _placeholders(spec: AttemptSpec, port: int) -> dict[str, str]:
-    agent_config = spec.agent.config if spec.agent.kind is AgentKind.IMAGE and spec.agent.config else "\0TEAM_CONFIG\0"
+    # $TEAM_CONFIG may be unset (the official template leaves it empty): "--agent-config=" then
+    agent_config = spec.agent.config if spec.agent.kind is AgentKind.IMAGE and spec.agent.config else "\0?TEAM_CONFIG\0"
     return _Placeholders(
         {
             "port": str(port),
@@ -281,6 +293,8 @@ def _placeholders(spec: AttemptSpec, port: int) -> dict[str, str]:
             "workdir": RESULTS_DIR,
             "scorer": spec.track.scorer.value,
             "contents": CONTENTS_DIR,
+            "gpu_index": f"\0?{carla_wrapper.GPU_INDEX_ENV}\0",
+            "recordings": RECORDINGS_DIR,
         }
     )
 
@@ -312,10 +326,19 @@ def render_command(template: Sequence[str], values: Mapping[str, str]) -> str:
 
 def agent_script(spec: AttemptSpec, *, co_container: bool, gpu_handoff: bool) -> str:
     """The agent container's sh wrapper: publish the GPU, wait for the simulator, run the evaluator
-    with its output in the shared log, stop it when silent too long, record the exit code."""
+    with its output in the shared log, stop it when silent too long or when the simulator died,
+    record the exit code. CARLA tracks get the official start-up around it (:mod:`.carla_wrapper`)."""
     images = _images(spec.track)
     command = render_command(images.evaluator_command, _placeholders(spec, images.simulator_port))
-    lines = ["set -u", f"mkdir -p {LOGS_DIR} {RESULTS_DIR}"]
+    carla = spec.track.simulator is SimulatorKind.CARLA
+    log = f"{LOGS_DIR}/agent.log"
+    lines = ["set -u", f"mkdir -p {LOGS_DIR} {RESULTS_DIR}", f"touch {log}"]
+    if carla:
+        lines += carla_wrapper.agent_prelude(
+            spec.track, contents=CONTENTS_DIR, routes=routes_path(spec.track), route=spec.route_id,
+            log=log, exit_file=AGENT_EXIT_FILE,
+        )  # fmt: skip
+        command = carla_wrapper.wrap_evaluator(command)
     if gpu_handoff:
         lines += [
             "# device hand-off: this container holds the GPU; the simulator reads its UUID",
@@ -326,6 +349,14 @@ def agent_script(spec: AttemptSpec, *, co_container: bool, gpu_handoff: bool) ->
     if co_container:
         waits = max(1, math.ceil(spec.track.setup_timeout_s))
         lines += [
+            "# the readiness wait counts from the simulator container's start, not from its image pull",
+            "n=0",
+            f"while [ ! -f {SIMULATOR_STARTED_FILE} ]; do",
+            f"  n=$((n+1)); if [ $n -gt {IMAGE_WAIT_S} ]; then",
+            f"    echo 'lbcloud: the simulator container did not start within {IMAGE_WAIT_S} s' >&2;"
+            f" echo 5 > {AGENT_EXIT_FILE}; exit 5",
+            "  fi; sleep 1",
+            "done",
             "n=0",
             f"while [ ! -f {SIMULATOR_READY_FILE} ]; do",
             f"  n=$((n+1)); if [ $n -gt {waits} ]; then",
@@ -333,29 +364,36 @@ def agent_script(spec: AttemptSpec, *, co_container: bool, gpu_handoff: bool) ->
             "  fi; sleep 1",
             "done",
         ]
-    log = f"{LOGS_DIR}/agent.log"
     silence = max(1, math.ceil(spec.track.silence_timeout_s))
     lines += [
-        f"touch {log}",
         f"{command} >> {log} 2>&1 &",
         "pid=$!",
         f"tail -n +1 -f {log} 2>/dev/null &  # mirror to the container's stdout (kubectl logs)",
         "mirror=$!",
+        "stop_evaluator() {",
+        '  kill "$pid" 2>/dev/null; n=0',
+        '  while kill -0 "$pid" 2>/dev/null && [ $n -lt 10 ]; do sleep 1; n=$((n+1)); done',
+        '  kill -9 "$pid" 2>/dev/null',
+        "}",
         "# an agent silent for the track's silence timeout is hung: stop it (the reference's watchdog)",
-        "quiet=0; last=-1",
+        "quiet=0; last=-1; simdied=0",
         'while kill -0 "$pid" 2>/dev/null; do',
+        f"  if [ -f {SIMULATOR_DIED_FILE} ]; then",
+        "    # the evaluator would block on every call for its client timeout: stop it now",
+        f'    echo "lbcloud: the simulator died (exit $(cat {SIMULATOR_DIED_FILE})); stopping the evaluator" >> {log}',
+        "    simdied=1; stop_evaluator; break",
+        "  fi",
         f"  size=$(wc -c < {log})",
         '  if [ "$size" = "$last" ]; then quiet=$((quiet+1)); else quiet=0; last=$size; fi',
         f"  if [ $quiet -ge {silence} ]; then",
         f"    echo 'lbcloud: the agent printed nothing for {silence} s; stopping it' >> {log}",
-        f'    touch {AGENT_SILENT_FILE}; kill "$pid" 2>/dev/null; n=0',
-        '    while kill -0 "$pid" 2>/dev/null && [ $n -lt 10 ]; do sleep 1; n=$((n+1)); done',
-        '    kill -9 "$pid" 2>/dev/null; break',
+        f"    touch {AGENT_SILENT_FILE}; stop_evaluator; break",
         "  fi",
         "  sleep 1",
         "done",
         'wait "$pid"; code=$?',
         f"if [ -f {AGENT_SILENT_FILE} ]; then code={EXIT_AGENT_SILENT}; fi",
+        f"if [ $simdied = 1 ]; then code={EXIT_SIMULATION_CRASHED}; fi",
         'kill "$mirror" 2>/dev/null',
         f"echo $code > {AGENT_EXIT_FILE}.tmp && mv {AGENT_EXIT_FILE}.tmp {AGENT_EXIT_FILE}",
         "exit $code",
@@ -364,10 +402,16 @@ def agent_script(spec: AttemptSpec, *, co_container: bool, gpu_handoff: bool) ->
 
 
 def simulator_script(spec: AttemptSpec, *, co_container: bool, gpu_handoff: bool) -> str:
-    """The simulator's sh wrapper: log to the shared folder; as a co-container, stop with the agent."""
+    """The simulator's sh wrapper: log to the shared folder, tell the agent when it started and
+    when it died; as a co-container, stop with the agent.
+
+    It exits 0 whenever it was stopped (the agent ended, or the kubelet stopped the pod) and with the
+    server's code (1 if that was 0) when the server ended on its own: a non-zero end or a restart
+    is how :mod:`.blame` sees a simulator that died during the route."""
     images = _images(spec.track)
     command = render_command(images.simulator_command, _placeholders(spec, images.simulator_port))
-    lines = ["set -u", f"mkdir -p {LOGS_DIR}"]
+    log = f"{LOGS_DIR}/simulator.log"
+    lines = ["set -u", f"mkdir -p {LOGS_DIR}", f"touch {SIMULATOR_STARTED_FILE}"]
     if gpu_handoff:
         waits = max(1, math.ceil(spec.track.setup_timeout_s))
         lines += [
@@ -376,20 +420,29 @@ def simulator_script(spec: AttemptSpec, *, co_container: bool, gpu_handoff: bool
             f"  n=$((n+1)); if [ $n -gt {waits} ]; then echo 'lbcloud: no GPU UUID from the agent' >&2; exit 1; fi",
             "  sleep 1",
             "done",
-            f'NVIDIA_VISIBLE_DEVICES="$(cat {GPU_UUID_FILE})"; export NVIDIA_VISIBLE_DEVICES',
+            *carla_wrapper.gpu_index_lines(GPU_UUID_FILE),
         ]
-    if not co_container:
-        lines.append(f"exec {command} >> {LOGS_DIR}/simulator.log 2>&1")
-        return "\n".join(lines)
     lines += [
-        f"{command} >> {LOGS_DIR}/simulator.log 2>&1 &",
+        "stopping=0",
+        f"{command} >> {log} 2>&1 &",
         "pid=$!",
-        "trap 'kill $pid 2>/dev/null' TERM INT",
+        "trap 'stopping=1; kill $pid 2>/dev/null' TERM INT",
         'while kill -0 "$pid" 2>/dev/null; do',
-        f'  if [ -f {AGENT_EXIT_FILE} ]; then kill "$pid" 2>/dev/null; wait "$pid"; exit 0; fi',
+    ]
+    if co_container:
+        lines.append(
+            f'  if [ -f {AGENT_EXIT_FILE} ]; then stopping=1; kill "$pid" 2>/dev/null; wait "$pid"; exit 0; fi'
+        )
+    lines += [
         "  sleep 1",
         "done",
-        'wait "$pid"',
+        'wait "$pid"; code=$?',
+        'if [ "$stopping" = 1 ]; then exit 0; fi',
+        f"if [ -f {AGENT_EXIT_FILE} ]; then exit 0; fi",
+        'if [ "$code" = 0 ]; then code=1; fi',
+        f'echo "lbcloud: the simulator exited with code $code while the route ran" >> {log}',
+        f"echo $code > {SIMULATOR_DIED_FILE}",
+        "exit $code",
     ]
     return "\n".join(lines)
 
@@ -494,7 +547,8 @@ def render_job(spec: AttemptSpec, config: KubernetesConfig) -> Manifest:
     port = images.simulator_port
 
     volumes: list[Manifest] = [
-        {"name": n, "emptyDir": {}} for n in ("staging", "contents", "results", "logs", "run", "agent-tmp", "sim-tmp")
+        {"name": n, "emptyDir": {}}
+        for n in ("staging", "contents", "results", "logs", "run", "agent-tmp", "sim-tmp", "simstate", "recordings")
     ]
     contents_copy = " && ".join(
         f"cp -a {shlex.quote(p.rstrip('/') + '/.')} {STAGING_DIR}/" for p in images.contents_paths
@@ -530,6 +584,7 @@ def render_job(spec: AttemptSpec, config: KubernetesConfig) -> Manifest:
             _mount("results", RESULTS_DIR, read_only=True),
             _mount("logs", LOGS_DIR, read_only=True),
             _mount("run", RUN_DIR, read_only=not co_container),
+            _mount("recordings", RECORDINGS_DIR, read_only=True),
         ],
     }
     failure_threshold = max(1, math.ceil(track.setup_timeout_s / 2))
@@ -549,6 +604,8 @@ def render_job(spec: AttemptSpec, config: KubernetesConfig) -> Manifest:
         "volumeMounts": [
             _mount("logs", LOGS_DIR),
             _mount("run", RUN_DIR, read_only=True),
+            _mount("simstate", SIMSTATE_DIR),
+            _mount("recordings", RECORDINGS_DIR),
             _mount("sim-tmp", "/tmp"),
         ],
     }
@@ -571,6 +628,7 @@ def render_job(spec: AttemptSpec, config: KubernetesConfig) -> Manifest:
             _mount("results", RESULTS_DIR),
             _mount("logs", LOGS_DIR),
             _mount("run", RUN_DIR),
+            _mount("simstate", SIMSTATE_DIR, read_only=True),
             _mount("agent-tmp", "/tmp"),
         ],
     }
@@ -593,12 +651,14 @@ def render_job(spec: AttemptSpec, config: KubernetesConfig) -> Manifest:
         "enableServiceLinks": False,
         "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
         "terminationGracePeriodSeconds": 30,
-        # the pod's clock starts when a node took it, so waiting for capacity never eats the budget
-        "activeDeadlineSeconds": max(1, math.ceil(spec.budget_s + track.setup_timeout_s)),
         "initContainers": init_containers,
         "containers": containers,
         "volumes": volumes,
     }
+    if spec.budget_s > 0:
+        # the pod's clock starts when a node took it, so waiting for capacity never eats the budget
+        # (no budget: the official system's game-time route timeout and no-output watchdog only)
+        pod_spec["activeDeadlineSeconds"] = max(1, math.ceil(spec.budget_s + track.setup_timeout_s))
     if pool.node_selector:
         pod_spec["nodeSelector"] = dict(pool.node_selector)
     if pool.tolerations:
@@ -619,7 +679,10 @@ def render_job(spec: AttemptSpec, config: KubernetesConfig) -> Manifest:
 
     job_spec: Manifest = {
         "backoffLimit": 0,
-        "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+        "template": {
+            "metadata": {"labels": labels, "annotations": {SIMULATOR_KIND_ANNOTATION: track.simulator.value}},
+            "spec": pod_spec,
+        },
     }
     if config.compat != "1.20":
         # a v1.20 server drops both fields silently; render them only where they work
