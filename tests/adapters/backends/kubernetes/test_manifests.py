@@ -73,9 +73,10 @@ def test_sumo_attempt_objects_validate_strictly_for_1_29_to_1_33(compat: str) ->
     validate_all(objects)
 
 
-@pytest.mark.parametrize(
-    "track", ["SENSORS", "MAP", "SENSORS_QUALIFIER", "MAP_QUALIFIER", "LB21-SENSORS", "LB21-MAP", "LB1-SENSORS", "LB1-MAP"]
-)
+CARLA_TRACK_NAMES = ["SENSORS", "MAP", "SENSORS_QUALIFIER", "MAP_QUALIFIER", "LB21-SENSORS", "LB21-MAP", "LB1-SENSORS"]
+
+
+@pytest.mark.parametrize("track", [*CARLA_TRACK_NAMES, "LB1-MAP"])
 def test_carla_tracks_load_from_settings_and_render_valid_jobs(track: str) -> None:
     chosen = carla_tracks()[track]
     assert chosen.images is not None and chosen.pool.gpus_per_attempt == 1

@@ -412,11 +412,14 @@ def simulator_script(spec: AttemptSpec, *, co_container: bool, gpu_handoff: bool
     command = render_command(images.simulator_command, _placeholders(spec, images.simulator_port))
     log = f"{LOGS_DIR}/simulator.log"
     lines = ["set -u", f"mkdir -p {LOGS_DIR}", f"touch {SIMULATOR_STARTED_FILE}"]
+    # {gpu_index}: 0 unless the hand-off finds the agent's GPU among the node's (DRA: the only one seen)
+    lines.append(f'{carla_wrapper.GPU_INDEX_ENV}="${{{carla_wrapper.GPU_INDEX_ENV}:-0}}"')
     if gpu_handoff:
         waits = max(1, math.ceil(spec.track.setup_timeout_s))
         lines += [
             "n=0",
             f"while [ ! -s {GPU_UUID_FILE} ]; do",
+            f"  if [ -f {AGENT_EXIT_FILE} ]; then exit 0; fi  # the agent ended before handing the GPU over",
             f"  n=$((n+1)); if [ $n -gt {waits} ]; then echo 'lbcloud: no GPU UUID from the agent' >&2; exit 1; fi",
             "  sleep 1",
             "done",
