@@ -6,8 +6,8 @@ What a kubelet and lbcloud's own containers would do around them is played here:
 - the pod's volumes: one folder per volume, mounted by rewriting ``/lbcloud/`` in the scripts;
 - the participant's image: ``$TEAM_AGENT`` / ``$TEAM_CONFIG``, a home with ``agent_sources.sh``, its
   own ``carla`` package on ``PYTHONPATH``, ``nvidia-smi`` seeing the one GPU the agent holds;
-- the reporter: writes ``simulator.ready`` once the port listens (co-container layout), ships the
-  agent log and the checkpoint's record (the reporter's own ``record_document``) with the Job's token;
+- the reporter: writes ``simulator.ready`` once the port listens (co-container layout); at the end
+  lbcloud's own ``Reporter`` ships logs, the recording and the record over the real reporter API;
 - the kubelet: container exit codes and end times become the pod status the backend judges.
 """
 
@@ -26,9 +26,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
 from lbcloud.adapters.backends.kubernetes.manifests import TOKEN_ENV
-from lbcloud.domain.errors import InputError
-from lbcloud.entrypoints.reporter import record_document
+from lbcloud.entrypoints.reporter import Reporter, ReporterClient
+from lbcloud.entrypoints.web.reporter_api import create_router
 from lbcloud.services.reporting import ReportingService
 from tests.adapters.backends.kubernetes.fake_api import FakeKubeApi
 from tests.tracks.carla.agents import CASES, Case, write_home, write_untrusted_carla
@@ -85,6 +88,9 @@ class ShellPods:
     def __init__(self, api: FakeKubeApi, reporting: ReportingService, work: Path, plan_file: Path) -> None:
         self.api = api
         self.reporting = reporting
+        app = FastAPI()
+        app.include_router(create_router(reporting))
+        self.http = TestClient(app)
         self.work = work
         self.plan_file = plan_file
         self.played: dict[str, PlayedPod] = {}
@@ -192,14 +198,20 @@ class ShellPods:
         containers = self._containers(played.job)
         token = next(e["value"] for e in containers["reporter"]["env"] if e["name"] == TOKEN_ENV)
         attempt_id = int(played.job["metadata"]["labels"]["lbcloud.io/attempt"])
-        self.reporting.append_log(token, attempt_id, "agent", 0, played.agent_log)
-        checkpoint = played.root / "results" / "checkpoint.json"
-        route_id = containers["reporter"]["command"][containers["reporter"]["command"].index("--route-id") + 1]
-        if checkpoint.exists():
-            try:
-                self.reporting.put_record(token, attempt_id, record_document(checkpoint.read_text(), route_id))
-            except InputError:
-                pass  # the evaluator wrote no record: the reporter has nothing to send
+        argv = [str(a).replace("/lbcloud/", f"{played.root}/") for a in containers["reporter"]["command"]]
+
+        def option(name: str) -> str:
+            return argv[argv.index(name) + 1]
+
+        reporter = Reporter(
+            ReporterClient(self.http, attempt_id, token, max_wait_s=0.01),
+            route_id=option("--route-id"),
+            checkpoint=Path(option("--checkpoint")),
+            logs_dir=Path(option("--logs-dir")),
+            run_dir=Path(option("--run-dir")),
+            recordings_dir=Path(option("--recordings-dir")),
+        )
+        reporter.finish()
         assert played.status is not None
         self.api.set_pod_status(name, played.status)
 

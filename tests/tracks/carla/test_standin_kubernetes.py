@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import random
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ from lbcloud.adapters.backends.kubernetes.manifests import KubernetesConfig
 from lbcloud.adapters.clock import SystemClock
 from lbcloud.adapters.route_catalog import FileRouteCatalog
 from lbcloud.adapters.store import SqlStateStore
-from lbcloud.domain.artifact_keys import LogStream, attempt_log_key
+from lbcloud.domain.artifact_keys import LogStream, attempt_log_key, attempt_recording_key
 from lbcloud.domain.submissions import AgentKind, AgentRef, NewSubmission
 from lbcloud.domain.tracks import Pool, Track
 from lbcloud.services.dispatcher import Dispatcher
@@ -36,10 +37,19 @@ ROUTES_XML = '<?xml version="1.0"?>\n<routes><route id="0" town="Town01"><waypoi
 )
 
 
+_PORTS = iter(range(24000 + random.randrange(0, 4000, 50), 29000))
+
+
 def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port below the ephemeral range (outgoing connections never take it meanwhile), free now."""
+    for port in _PORTS:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no free port for a stand-in simulator")
 
 
 def standin_track(name: str, routes: Path, *, gpus: int) -> Track:
@@ -110,6 +120,9 @@ def test_every_official_behaviour_gets_its_outcome_blame_and_retries(
     argv = next(p.simulator_argv for p in pods.played.values() if p.case.name == "normal")
     adapter = next(a for a in argv if "r.GraphicsAdapter=" in a)
     assert adapter.endswith("=1" if gpus else "=0")
-    # recorder files were written by the server where the Job mounts the recordings volume
+    # the server wrote its recording where the Job mounts the recordings volume; the reporter kept it
     normal = next(p for p in pods.played.values() if p.case.name == "normal")
     assert list((normal.root / "recordings").glob("RouteScenario_0_rep0.log"))
+    (attempt,) = store.attempts(submission_id=submissions["normal"].id)
+    recording = artifacts.get(attempt_recording_key(attempt.submission_id, attempt.id))
+    assert recording.startswith(b"CARLA_RECORDER")

@@ -16,7 +16,7 @@ from lbcloud.adapters.backends.local import LocalBackend
 from lbcloud.adapters.clock import SystemClock
 from lbcloud.adapters.route_catalog import FileRouteCatalog
 from lbcloud.adapters.store import SqlStateStore
-from lbcloud.domain.artifact_keys import LogStream, attempt_log_key
+from lbcloud.domain.artifact_keys import LogStream, attempt_log_key, attempt_recording_key
 from lbcloud.domain.submissions import AgentKind, AgentRef, NewSubmission
 from lbcloud.domain.tracks import LocalCommands, Pool, Track
 from lbcloud.services.dispatcher import Dispatcher
@@ -99,5 +99,7 @@ def test_every_official_behaviour_gets_its_outcome_blame_and_retries_locally(
         if expected.log_says and name not in ("hang", "normal"):
             key = attempt_log_key(submission.id, attempts[0].id, LogStream.AGENT)
             assert expected.log_says in artifacts.get(key).decode(), f"{name}: the team's log explains it"
+    (normal,) = store.attempts(submission_id=submissions["normal"].id)
+    assert artifacts.get(attempt_recording_key(normal.submission_id, normal.id)).startswith(b"CARLA_RECORDER")
     crashed = store.attempts(submission_id=submissions["sim_crash_once"].id)
     assert any("simulator died" in (a.reason or "") for a in crashed)

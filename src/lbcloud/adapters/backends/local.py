@@ -30,7 +30,7 @@ from lbcloud.adapters.backends.local_supervisor import (
     RESULT_FILE,
     SupervisorSpec,
 )
-from lbcloud.domain.artifact_keys import LogStream, attempt_log_key
+from lbcloud.domain.artifact_keys import RECORDING_MAX_BYTES, LogStream, attempt_log_key, attempt_recording_key
 from lbcloud.domain.blame import (
     EXIT_AGENT_REJECTED,
     EXIT_FINISHED,
@@ -276,6 +276,7 @@ class LocalBackend:
         ended_by: str = result["ended_by"]
         code: int | None = result["exit_code"]
         logs = self._read_logs(tracked)
+        self._keep_recording(tracked)
         found = self._record(tracked)
         text, record = found if found is not None else (None, None)
         sim_ratio = None
@@ -331,6 +332,22 @@ class LocalBackend:
             return event(AttemptOutcome.RECORD, Blame.NONE, judged.reason, message=message, record_json=found[0])
         keep = found[0] if found is not None and judged.blame is Blame.SIMULATOR else None
         return event(AttemptOutcome.FAILED, judged.blame, judged.reason, message=error or "", record_json=keep)
+
+    def _keep_recording(self, tracked: _Tracked) -> None:
+        """The simulator's recorder file of the route (CARLA ``--record={recordings}``), size-capped."""
+        folder = tracked.workdir / "recordings"
+        files = sorted(folder.glob("*.log"), key=lambda p: p.stat().st_mtime) if folder.is_dir() else []
+        if not files:
+            return
+        size = files[-1].stat().st_size
+        if size > RECORDING_MAX_BYTES:
+            log.warning("recording %s is %d bytes, over the cap: not kept", files[-1], size)
+            return
+        key = attempt_recording_key(tracked.submission_id, tracked.attempt_id)
+        try:
+            self._artifacts.put(key, files[-1].read_bytes(), "application/octet-stream")
+        except (LbcloudError, OSError) as err:
+            log.warning("recording not kept: %s", err, extra={"attempt": tracked.attempt_id})
 
     def _record(self, tracked: _Tracked) -> tuple[str, RouteRecord] | None:
         """The checkpoint's single record as a one-record document (``route_id`` set to the task's

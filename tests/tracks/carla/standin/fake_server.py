@@ -35,7 +35,10 @@ def main() -> None:
     print(f"fake CARLA listening on {port}", flush=True)
     while True:
         conn, _ = server.accept()
-        serve(conn, plans, plan_file)
+        try:
+            serve(conn, plans, plan_file)
+        except OSError as err:  # a client that went away never takes the server down
+            print(f"fake CARLA: client gone ({err})", flush=True)
 
 
 def serve(conn: socket.socket, plans: dict, plan_file: str) -> None:

@@ -487,6 +487,8 @@ def reporter_command(spec: AttemptSpec, config: KubernetesConfig, *, co_containe
         "--interval",
         f"{config.reporter_interval_s:g}",
     ]
+    if spec.track.simulator is SimulatorKind.CARLA:
+        argv += ["--recordings-dir", RECORDINGS_DIR]
     if co_container:
         # ordinary container: it must end for the pod to end, and it tells the agent when to start
         argv += ["--exit-when-done", "--probe-port", str(_images(spec.track).simulator_port)]
