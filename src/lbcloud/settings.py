@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from lbcloud.domain.errors import ConfigError
@@ -217,8 +217,22 @@ def default_tracks() -> list[TrackSettings]:
 class LocalBackendSettings(BaseModel):
     slots: int = Field(default=2, ge=1, description="Concurrent attempts on this machine.")
     workdir: str | None = Field(default=None, description="Attempt folders (default: <data_dir>/attempts).")
-    port_range: tuple[int, int] = (21000, 21999)
-    cancel_grace_s: float = 1.5
+    port_range: tuple[int, int] = Field(
+        default=(21000, 21999), description="Simulator ports [low, high], reserved host-wide per attempt."
+    )
+    cancel_grace_s: float = Field(default=1.5, ge=0.0)
+    port_lock_dir: str | None = Field(
+        default=None, description="Host-wide port reservation folder (default: $TMPDIR/lbcloud-ports); share it "
+        "between every lbcloud install on the host.",
+    )  # fmt: skip
+
+    @field_validator("port_range")
+    @classmethod
+    def _ordered_port_range(cls, value: tuple[int, int]) -> tuple[int, int]:
+        low, high = value
+        if not 1024 <= low <= high <= 65535:
+            raise ValueError(f"must be [low, high] with 1024 <= low <= high <= 65535, not [{low}, {high}]")
+        return value
 
 
 class KubernetesSettings(BaseModel):
@@ -243,6 +257,10 @@ class KubernetesSettings(BaseModel):
         description="Labels of the dispatcher pods evaluation pods may reach.",
     )
     image_pull_secrets: list[str] = Field(default_factory=list)
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = Field(
+        default=None,
+        description="Pull policy of every container (default: the cluster's); Never where images are preloaded.",
+    )
     allowed_registries: list[str] = Field(default_factory=list)
 
 
@@ -298,17 +316,45 @@ class SQSSettings(BaseModel):
 
 class WebSettings(BaseModel):
     host: str = "127.0.0.1"
-    port: int = 8080
+    port: int = Field(default=8080, ge=1, le=65535)
     operator_token: str | None = None
     team_tokens: dict[str, str] = Field(default_factory=dict, description="team name -> API token")
     public_url: str | None = None
+    max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, description="Largest request body the API and forms accept (413 beyond)."
+    )
+
+    @model_validator(mode="after")
+    def _distinct_tokens(self) -> WebSettings:
+        owners: dict[str, str] = {}
+        if self.operator_token:
+            owners[self.operator_token] = "the operator"
+        for team, token in self.team_tokens.items():
+            if not token:
+                raise ValueError(f"team_tokens.{team}: the token is empty")
+            if token in owners:
+                raise ValueError(f"team_tokens.{team}: the same token as {owners[token]}; every token must be distinct")
+            owners[token] = f"team {team}"
+        return self
 
 
 class DispatcherSettings(BaseModel):
     owner: str | None = Field(default=None, description="Lease owner id (default: hostname-pid)")
-    tick_s: float = 0.2
-    lease_s: float = 30.0
-    team_limit: int | None = Field(default=None, description="Max concurrent attempts per team (None: no limit)")
+    tick_s: float = Field(default=0.2, gt=0.0, le=60.0)
+    lease_s: float = Field(default=30.0, gt=0.0)
+    team_limit: int | None = Field(default=None, ge=1, description="Max concurrent attempts per team (None: no limit)")
+
+    @model_validator(mode="after")
+    def _lease_outlives_ticks(self) -> DispatcherSettings:
+        if self.lease_s < 3 * self.tick_s:
+            raise ValueError(f"lease_s ({self.lease_s:g}) must be at least three ticks (tick_s {self.tick_s:g})")
+        return self
+
+    speculative_smoke: bool = Field(
+        default=True,
+        description="Work-conserving smoke gate: idle slots run a gated submission's routes speculatively "
+        "(pre-empted first, cancelled if the smoke route fails); false: nothing runs before the smoke route passed",
+    )
     partial_publish_interval_s: float = Field(
         default=1.0, ge=0.0, description="Merge and publish a submission at most this often while it runs"
     )

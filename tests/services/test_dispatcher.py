@@ -48,7 +48,7 @@ def track(tmp_path: Path) -> Track:
 
 
 def _dispatcher(store: SqlStateStore, artifacts: ArtifactStore, track: Track, backend: ScriptedBackend,
-                owner: str = "d1", slots: int = 2) -> Dispatcher:  # fmt: skip
+                owner: str = "d1", slots: int = 2, speculate: bool = True) -> Dispatcher:  # fmt: skip
     return Dispatcher(
         store=store,
         artifacts=artifacts,
@@ -59,6 +59,7 @@ def _dispatcher(store: SqlStateStore, artifacts: ArtifactStore, track: Track, ba
         owner=owner,
         capacity={"default": slots},
         lease_s=30.0,
+        speculate=speculate,
     )
 
 
@@ -69,11 +70,11 @@ def _submit(store: SqlStateStore, track: Track, team: str = "alpha") -> int:
     return sub.id
 
 
-def test_smoke_route_runs_first_then_longest_first_and_the_submission_finishes(
+def test_with_a_strict_gate_the_smoke_route_runs_first_then_longest_first_and_the_submission_finishes(
     store: SqlStateStore, artifacts: ArtifactStore, track: Track
 ) -> None:
     backend = ScriptedBackend()
-    d = _dispatcher(store, artifacts, track, backend)
+    d = _dispatcher(store, artifacts, track, backend, speculate=False)
     sid = _submit(store, track)
     d.tick()
     d.tick()  # the backend reports the attempt running on the next poll
@@ -101,11 +102,11 @@ def test_smoke_route_runs_first_then_longest_first_and_the_submission_finishes(
     assert [r["route"] for r in manifest["routes"]] == ["0", "1", "2"]
 
 
-def test_agent_failing_the_smoke_route_fails_fast_and_other_routes_never_run(
+def test_with_a_strict_gate_an_agent_failing_the_smoke_route_fails_fast_and_other_routes_never_run(
     store: SqlStateStore, artifacts: ArtifactStore, track: Track
 ) -> None:
     backend = ScriptedBackend()
-    d = _dispatcher(store, artifacts, track, backend)
+    d = _dispatcher(store, artifacts, track, backend, speculate=False)
     sid = _submit(store, track)
     d.tick()
     backend.finish(backend.launched[0], rc=0, failure="Agent couldn't be set up")
@@ -129,8 +130,8 @@ def test_simulator_crash_is_retried_and_does_not_count_against_the_team(
     backend.fail(backend.launched[0], Blame.SIMULATOR, "the simulation crashed")
     d.tick()
     d.tick()
-    assert [s.route_id for s in backend.launched] == ["0", "0"]
-    assert backend.launched[1].attempt_number == 2
+    smoke_attempts = [s for s in backend.launched if s.route_id == "0"]
+    assert len(smoke_attempts) == 2 and smoke_attempts[1].attempt_number == 2
     for _ in range(3):
         for spec in backend.running():
             backend.finish(spec)
@@ -307,7 +308,7 @@ def test_an_attempt_started_before_a_crash_is_given_its_handle_and_can_be_cancel
     assert store.get_attempt(orphan.id).handle == f"found-{orphan.id}"
     cancel_submission(store, sid, "operator cancel")
     second.tick()
-    assert backend.cancelled == [orphan.id], "the found attempt is stopped like any other"
+    assert orphan.id in backend.cancelled, "the found attempt is stopped like any other"
 
 
 def test_two_dispatchers_on_one_store_never_launch_a_task_twice(

@@ -15,6 +15,10 @@ runnable tasks to start now, given what is running:
 4. **Inside a team**: its oldest submission first (FIFO), so no submission starves.
 5. **Inside a submission**: smoke route first, then the longest expected route first (it bounds the
    makespan), then route position.
+6. **Work-conserving gate**: a slot that nothing above can use runs a gated submission's longest
+   routes *speculatively* (:func:`plan_speculative`). Speculative attempts give their slot back
+   first when other work needs it (:func:`preemptions_needed`), and are cancelled, neither counted
+   nor billed to the team, if the smoke route fails; once it passes they are ordinary attempts.
 
 :func:`launch_window` keeps a decision's cost proportional to the free slots rather than to the
 queue: from a summary of the queued submissions it names the few submissions, and how many of each
@@ -198,6 +202,53 @@ def _take(subs: dict[tuple[int, int], dict[str, list[Candidate]]], key: tuple[in
     if not pools:
         del subs[key]
     return picked
+
+
+def plan_speculative(candidates: Iterable[Candidate], free: Mapping[str, int], occupancy: Occupancy) -> list[Candidate]:
+    """Speculative launches for slots left free after :func:`plan_launches`: non-smoke tasks of
+    smoke-gated submissions, oldest submission first and longest route first inside it, teams with
+    fewer running attempts first, within the per-team limit. ``free`` is pool -> free slots now."""
+    room = {pool: n for pool, n in free.items() if n > 0}
+    if not room:
+        return []
+    running_team: dict[str, int] = defaultdict(int, occupancy.running_by_team)
+    queues: dict[str, list[Candidate]] = defaultdict(list)
+    for c in candidates:
+        if c.smoke or not c.smoke_pending or room.get(c.pool, 0) <= 0:
+            continue
+        queues[c.team].append(c)
+    for tasks in queues.values():
+        tasks.sort(key=lambda c: (c.order, c.submission_id, -c.expected_s, c.position, c.task_id), reverse=True)
+    plan: list[Candidate] = []
+    limit = occupancy.team_limit
+    while queues and any(room.values()):
+        team = min(queues, key=lambda t: (running_team[t], queues[t][-1].order, t))
+        if limit is not None and running_team[team] >= limit:
+            del queues[team]
+            continue
+        tasks = queues[team]
+        picked = None
+        while tasks and picked is None:
+            c = tasks.pop()
+            if room.get(c.pool, 0) > 0:
+                picked = c
+        if not tasks:
+            del queues[team]
+        if picked is None:
+            continue
+        plan.append(picked)
+        room[picked.pool] -= 1
+        running_team[team] += 1
+    return plan
+
+
+def preemptions_needed(plan: Iterable[Candidate], free: Mapping[str, int]) -> dict[str, int]:
+    """Pool -> how many speculative attempts must give their slot back so ``plan`` (ordinary work,
+    planned as if speculative slots were free) can start; ``free`` is pool -> truly free slots."""
+    wanted: dict[str, int] = defaultdict(int)
+    for c in plan:
+        wanted[c.pool] += 1
+    return {pool: n - free.get(pool, 0) for pool, n in wanted.items() if n > free.get(pool, 0)}
 
 
 def static_contiguous_split_makespan(durations: list[float], workers: int) -> float:

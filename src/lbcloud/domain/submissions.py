@@ -116,6 +116,28 @@ class SourceKind(StrEnum):
     SQS = "sqs"
 
 
+FIELD_LIMITS: dict[str, int] = {
+    "method_name": 255,
+    "external_id": 255,
+    "agent": 1024,
+    "agent_config": 4096,
+}
+"""Longest accepted value of each free-text field of a new submission (characters)."""
+
+
+def check_field_lengths(new: NewSubmission) -> None:
+    """Raise :class:`InputError` naming the first field of ``new`` longer than :data:`FIELD_LIMITS`."""
+    values = {
+        "method_name": new.method_name,
+        "external_id": new.external_id,
+        "agent": new.agent.ref,
+        "agent_config": new.agent.config,
+    }
+    for name, value in values.items():
+        if value is not None and len(value) > FIELD_LIMITS[name]:
+            raise InputError(f"{name} is {len(value)} characters long; at most {FIELD_LIMITS[name]} are accepted")
+
+
 def validate_team_name(name: str) -> str:
     """Return the team name stripped, or raise :class:`InputError` saying what is wrong."""
     stripped = name.strip()

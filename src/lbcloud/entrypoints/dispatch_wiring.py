@@ -41,6 +41,7 @@ def build_backend(system: System) -> AttemptBackend:
         workdir.resolve(),
         system.artifacts,
         port_range=settings.local.port_range,
+        port_lock_dir=Path(settings.local.port_lock_dir) if settings.local.port_lock_dir else None,
         cancel_grace_s=settings.local.cancel_grace_s,
     )
 
@@ -89,4 +90,5 @@ def build_dispatcher(system: System) -> Dispatcher:
         pollers=pollers,
         on_final=qualification_hook(system.store, system.tracks),
         publish_interval_s=settings.dispatcher.partial_publish_interval_s,
+        speculate=settings.dispatcher.speculative_smoke,
     )

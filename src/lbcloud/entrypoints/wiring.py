@@ -62,8 +62,9 @@ def build_system(settings: Settings, *, metrics: MetricsRecorder | None = None) 
     """Open the state store (running migrations) and the artifact store; no threads are started."""
     from lbcloud.adapters.artifacts import open_artifact_store
     from lbcloud.adapters.store.sql import open_state_store
+    from lbcloud.entrypoints.startup_checks import ensure_data_dir
 
-    Path(settings.data_path).mkdir(parents=True, exist_ok=True)
+    ensure_data_dir(Path(settings.data_path))
     store = open_state_store(settings.effective_database_url)
     sync = getattr(store, "sync_tracks", None)
     tracks = settings.track_map()

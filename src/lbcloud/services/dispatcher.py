@@ -12,8 +12,16 @@ One :meth:`Dispatcher.tick`:
 5. renews its leases and runs the periodic pollers (EvalAI, outbox flush...).
 
 All state is in the store, so the dispatcher is restartable: :meth:`recover` re-attaches to live
-attempts through the backend, takes over attempts whose owner died, and repairs any step a crash
-interrupted (ended attempt with a task still running; records not yet merged).
+attempts through the backend and repairs any step a crash interrupted (ended attempt with a task
+still running; records not yet merged); every tick takes over the attempts whose owner's lease
+expired, so a dispatcher restarted at any moment resumes their work within one lease. Final results
+are marked published in the store, so an ended submission reaches its sinks once per ending, across
+restarts and resumes.
+
+An idle tick costs one read of the store (:meth:`StateStore.tick_view`); planning new submissions is
+bounded per tick so collecting and launching never wait behind a burst of arrivals. Every decision
+(launch, record, retry, give-up, fail-fast, adoption, final publication) is one INFO log line with
+its ids.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from functools import partial
 
 from lbcloud.domain.artifact_keys import (
@@ -37,18 +46,18 @@ from lbcloud.domain.blame import Blame, Failure, blame_of_record_status, should_
 from lbcloud.domain.errors import LbcloudError, Unavailable
 from lbcloud.domain.results.evalai_format import stdout_summary
 from lbcloud.domain.results.reader import parse_results
-from lbcloud.domain.scheduling import Candidate, Occupancy, QueuedSubmission, launch_window, plan_launches
 from lbcloud.domain.submissions import Submission, SubmissionStatus
 from lbcloud.domain.tasks import Attempt, AttemptOutcome, AttemptStatus, NewRouteTask, RouteTask, RouteTaskStatus
 from lbcloud.domain.tracks import Track
+from lbcloud.services.launching import Launching
 from lbcloud.services.ports import (
     ArtifactStore,
     AttemptBackend,
     AttemptEnd,
-    AttemptSpec,
     BackendEvent,
     BackendEventKind,
     Clock,
+    LiveAttempt,
     MergedResult,
     MetricsRecorder,
     NoMetrics,
@@ -56,12 +65,14 @@ from lbcloud.services.ports import (
     ResultSink,
     StateStore,
 )
-from lbcloud.services.publish import RouteCatalog, build_publication, global_numbers
+from lbcloud.services.publish import RouteCatalog, RouteInfo, build_publication, global_numbers
 
 log = logging.getLogger(__name__)
 
 TYPICAL_SPEED_M_S = 6.0
 TERMINAL_SCAN_S = 2.0
+PLAN_PER_TICK = 25  # submissions planned per tick at most
+PLAN_BUDGET_S = 0.1  # and no longer than this per tick
 
 
 @dataclass
@@ -84,7 +95,7 @@ class Poller:
     run: Callable[[], object]
 
 
-class Dispatcher:
+class Dispatcher(Launching):
     """See the module docstring. Not thread-safe: one thread calls :meth:`tick`."""
 
     def __init__(
@@ -108,6 +119,7 @@ class Dispatcher:
         pollers: Sequence[Poller] = (),
         on_final: Callable[[Submission, Track, Publication | None], None] | None = None,
         publish_interval_s: float = 0.0,
+        speculate: bool = True,
     ) -> None:
         self.store = store
         self.artifacts = artifacts
@@ -129,7 +141,12 @@ class Dispatcher:
         self._poller_due: dict[str, float] = {}
         self._cancel_sent: dict[int, float] = {}
         self._started_notified: set[int] = set()
-        self._ended_notified: set[int] = set()
+        # submission id -> the status change whose final publication this process made (or gave up on)
+        self._ended_notified: dict[int, datetime] = {}
+        self._ended_this_tick: set[int] = set()  # attempts ended during the current tick
+        self.speculate = speculate  # work-conserving smoke gate (False: strict gate)
+        self.speculative: dict[int, int] = {}
+        self.preempted: set[int] = set()
         self._last_lease_renewal = 0.0
         self._last_terminal_scan = -1e9
         self._recovered = False
@@ -186,14 +203,19 @@ class Dispatcher:
 
     def tick(self) -> TickReport:
         report = TickReport()
+        self._ended_this_tick.clear()
         try:
             if not self._recovered:
                 self.recover()
                 self._recovered = True
-            report.planned = self._plan_submissions()
-            report.cancelled = self._stop_cancelled()
+            view = self.store.tick_view()
+            self._take_over_expired(view.live)
+            if view.submissions_to_plan:
+                report.planned = self._plan_submissions()
+            report.cancelled = self._stop_cancelled(view.live)
             report.ended = self._collect(self.backend.poll())
-            report.launched = self._launch()
+            live = [la for la in view.live if la.attempt.id not in self._ended_this_tick]
+            report.launched = self._launch(live)
             self._renew_leases()
         except Unavailable as err:
             report.errors.append(str(err))
@@ -212,15 +234,31 @@ class Dispatcher:
         taken = self.store.take_over_expired(self.owner, self.lease_s)
         attempts = {a.id: a for a in [*mine, *taken]}
         if attempts:
-            log.info("re-attaching to %d live attempt(s)", len(attempts))
-            self._collect(self.backend.adopt(list(attempts.values())))
-        terminal = [SubmissionStatus.FINISHED, SubmissionStatus.FAILED, SubmissionStatus.CANCELLED]
-        for submission in self.store.list_submissions(statuses=terminal, limit=1_000_000):
-            self._ended_notified.add(submission.id)
+            self._adopt(list(attempts.values()))
         live_tasks = {a.task_id for a in self.store.live_attempts()}
         for submission in self.store.list_submissions(statuses=list(ACTIVE_STATUSES), limit=1_000_000):
             self._repair(submission, live_tasks)
         self._publish_dirty()
+
+    def _take_over_expired(self, live: Sequence[LiveAttempt]) -> None:
+        """Adopt the attempts whose owner stopped renewing its lease (a dead or stalled dispatcher)."""
+        if not any(la.lease_expired and la.attempt.owner != self.owner for la in live):
+            return
+        taken = [a for a in self.store.take_over_expired(self.owner, self.lease_s) if a.owner == self.owner]
+        if taken:
+            self._adopt(taken)
+            live_tasks = {a.task_id for a in self.store.live_attempts()}
+            for submission_id in sorted({a.submission_id for a in taken}):
+                self._repair(self.store.get_submission(submission_id), live_tasks)
+
+    def _adopt(self, attempts: Sequence[Attempt]) -> None:
+        for attempt in attempts:
+            log.info(
+                "decision=adopt attempt=%d submission=%d task=%d previous_owner=%s",
+                attempt.id, attempt.submission_id, attempt.task_id, attempt.owner,
+                extra={"attempt": attempt.id, "submission": attempt.submission_id},
+            )  # fmt: skip
+        self._collect(self.backend.adopt(list(attempts)))
 
     def _repair(self, submission: Submission, live_tasks: set[int]) -> None:
         """Finish what a crash interrupted: a task left running without a live attempt, or records
@@ -236,6 +274,10 @@ class Dispatcher:
                     self._settle_task(submission, track, task, last, last.record_json)
                 else:
                     self.store.set_task_status(task.id, RouteTaskStatus.PENDING, reason="re-queued after a restart")
+                    log.info(
+                        "decision=requeue submission=%d task=%d route=%s: running without a live attempt",
+                        submission.id, task.id, task.route_id, extra={"submission": submission.id},
+                    )  # fmt: skip
         with_record = sum(1 for t in tasks if t.status.settled)
         merged = self.store.merged_result(submission.id)
         if with_record and (merged is None or merged.records != with_record):
@@ -243,8 +285,15 @@ class Dispatcher:
 
     # ------------------------------------------------------------------------------ planning
     def _plan_submissions(self) -> int:
+        """Plan the oldest waiting submissions: at most ``PLAN_PER_TICK`` and ``PLAN_BUDGET_S`` a tick."""
         planned = 0
-        for submission in self.store.list_submissions(statuses=[SubmissionStatus.SUBMITTED, SubmissionStatus.RESUMING]):
+        started = time.monotonic()
+        waiting = self.store.list_submissions(
+            statuses=[SubmissionStatus.SUBMITTED, SubmissionStatus.RESUMING], limit=PLAN_PER_TICK, oldest_first=True
+        )
+        for submission in waiting:
+            if planned and time.monotonic() - started > PLAN_BUDGET_S:
+                break  # the rest waits for the next tick; collection and launches come first
             track = self.tracks.get(submission.track)
             if track is None:
                 self.store.transition(submission.id, SubmissionStatus.FAILED, f"unknown track {submission.track!r}")
@@ -254,6 +303,7 @@ class Dispatcher:
             except LbcloudError as err:
                 self.store.transition(submission.id, SubmissionStatus.FAILED, f"cannot read the route file: {err}")
                 continue
+            smoke_route = track.smoke_route or shortest_public_route(track, routes)
             tasks = []
             for index, route in enumerate(routes):
                 for rep in range(track.repetitions):
@@ -264,39 +314,47 @@ class Dispatcher:
                             position=index * track.repetitions + rep,
                             route_length_m=route.length_m,
                             expected_s=route.length_m / TYPICAL_SPEED_M_S / max(track.simulation_ratio_hint, 1e-3),
-                            smoke=track.smoke_route is not None and route.route_id == track.smoke_route and rep == 0,
+                            smoke=smoke_route is not None and route.route_id == smoke_route and rep == 0,
                         )
                     )
-            self.store.plan_route_tasks(submission.id, tasks)
+            if submission.status is SubmissionStatus.RESUMING:
+                self._started_notified.discard(submission.id)
+            stored = self.store.plan_route_tasks(submission.id, tasks)
             self.store.transition(submission.id, SubmissionStatus.QUEUED, f"{len(tasks)} route task(s) queued")
+            log.info(
+                "decision=%s submission=%d tasks=%d pending=%d",
+                "resume" if submission.status is SubmissionStatus.RESUMING else "plan", submission.id, len(stored),
+                sum(1 for t in stored if t.status is RouteTaskStatus.PENDING), extra={"submission": submission.id},
+            )  # fmt: skip
             planned += 1
         return planned
 
     # ------------------------------------------------------------------------------ cancellation
-    def _stop_cancelled(self) -> int:
+    def _stop_cancelled(self, live: Sequence[LiveAttempt]) -> int:
         stopped = 0
         now = time.monotonic()
-        submissions: dict[int, Submission] = {}
-        for attempt in self.store.live_attempts():
-            if attempt.submission_id not in submissions:
-                submissions[attempt.submission_id] = self.store.get_submission(attempt.submission_id)
-            if not submissions[attempt.submission_id].status.terminal:
+        for entry in live:
+            attempt = entry.attempt
+            if not entry.submission_status.terminal:
                 continue
             if attempt.handle is None or now - self._cancel_sent.get(attempt.id, -1e9) < 5.0:
                 continue
             self._cancel_sent[attempt.id] = now
             try:
                 self.backend.cancel(attempt.id, attempt.handle)
+                log.info(
+                    "decision=stop attempt=%d submission=%d: the submission is %s",
+                    attempt.id, attempt.submission_id, entry.submission_status.value, extra={"attempt": attempt.id},
+                )  # fmt: skip
                 stopped += 1
             except LbcloudError as err:
                 log.warning("cancel of attempt %d failed: %s", attempt.id, err, extra={"attempt": attempt.id})
-        # submissions stopped by someone else (CLI, web, EvalAI) get their final publication; a scan
-        # every couple of seconds is enough and keeps ticks cheap on a long history
+        # ended submissions whose final publication is not recorded (stopped by someone else, or a
+        # crash between the ending and its publication) get it; a scan every couple of seconds is enough
         if now - self._last_terminal_scan >= TERMINAL_SCAN_S:
             self._last_terminal_scan = now
-            stopped_statuses = [SubmissionStatus.CANCELLED, SubmissionStatus.FAILED]
-            for submission in self.store.list_submissions(statuses=stopped_statuses):
-                if submission.id not in self._ended_notified:
+            for submission in self.store.unpublished_finals(limit=1000):
+                if self._ended_notified.get(submission.id) != submission.updated_at:
                     self._refresh(submission.id)
         return stopped
 
@@ -346,6 +404,10 @@ class Dispatcher:
                 )  # fmt: skip
             return False
         if attempt.status is AttemptStatus.ENDED:
+            log.info(
+                "decision=ignore_duplicate attempt=%d submission=%d: its end was already recorded",
+                attempt.id, attempt.submission_id, extra={"attempt": attempt.id},
+            )  # fmt: skip
             return False  # replayed end (e.g. after a restart)
         submission = self.store.get_submission(attempt.submission_id)
         track = self.tracks[submission.track]
@@ -372,6 +434,12 @@ class Dispatcher:
                 outcome=outcome, blame=blame, reason=reason, exit_code=event.exit_code, record_json=record,
                 counted=counted, sim_ratio=event.sim_ratio,
             ),
+        )  # fmt: skip
+        self._ended_this_tick.add(attempt.id)
+        log.info(
+            "decision=record_end attempt=%d submission=%d route=%s outcome=%s blame=%s counted=%s",
+            attempt.id, submission.id, task.route_id, outcome.value, blame.value, counted,
+            extra={"attempt": attempt.id, "submission": submission.id},
         )  # fmt: skip
         duration = (ended.ended_at - ended.created_at).total_seconds() if ended.ended_at and ended.created_at else 0.0
         self.metrics.attempt_ended(track.name, outcome.value, blame.value, duration)
@@ -405,6 +473,20 @@ class Dispatcher:
     ) -> None:
         """Decide what the ended attempt means for its route task and the submission."""
         outcome = attempt.outcome
+        self.speculative.pop(attempt.id, None)
+        if attempt.id in self.preempted:
+            self.preempted.discard(attempt.id)
+            if outcome is not AttemptOutcome.RECORD and not submission.status.terminal:
+                self.store.set_task_status(
+                    task.id,
+                    RouteTaskStatus.PENDING,
+                    reason="pre-empted: its speculative run gave the slot to other work",
+                )
+                log.info(
+                    "decision=requeue submission=%d task=%d route=%s attempt=%d: pre-empted speculative run",
+                    submission.id, task.id, task.route_id, attempt.id, extra={"submission": submission.id},
+                )  # fmt: skip
+                return
         if outcome is AttemptOutcome.CANCELLED or submission.status.terminal:
             if task.status is RouteTaskStatus.RUNNING:
                 self.store.set_task_status(task.id, RouteTaskStatus.CANCELLED, reason=attempt.reason)
@@ -425,6 +507,8 @@ class Dispatcher:
             if "sensors were invalid" in self._record_status(record):
                 self._fail_fast(submission, task, attempt)
                 return
+            if done.smoke:
+                self._open_gate(submission.id)
             self._dirty.add(submission.id)
             return
         failure = Failure(attempt.blame, attempt.reason or "attempt failed", preempted=preempted)
@@ -432,6 +516,11 @@ class Dispatcher:
         limit_sim, limit_infra = track.max_simulator_retries, track.max_infrastructure_retries
         if should_retry(failure, retries, limit_sim, limit_infra):
             self.store.set_task_status(task.id, RouteTaskStatus.PENDING, blame=attempt.blame, reason=attempt.reason)
+            log.info(
+                "decision=retry submission=%d task=%d route=%s attempt=%d blame=%s counted_retries=%d",
+                submission.id, task.id, task.route_id, attempt.id, attempt.blame.value, retries,
+                extra={"submission": submission.id},
+            )  # fmt: skip
             self.store.add_event(
                 submission.id, "retry",
                 f"route {task.route_id} will be retried ({attempt.blame.value}: {attempt.reason})",
@@ -445,10 +534,25 @@ class Dispatcher:
             task.id, RouteTaskStatus.FAILED_FINAL, blame=attempt.blame, reason=final_reason,
             record_json=record if record else None,
         )  # fmt: skip
+        log.info(
+            "decision=give_up submission=%d task=%d route=%s attempt=%d blame=%s: %s",
+            submission.id, task.id, task.route_id, attempt.id, attempt.blame.value, final_reason,
+            extra={"submission": submission.id},
+        )  # fmt: skip
         if task.smoke and attempt.blame is Blame.AGENT:
             self._fail_fast(submission, task, attempt)
             return
         self._dirty.add(submission.id)
+
+    def _open_gate(self, submission_id: int) -> None:
+        """The smoke route passed: the submission's speculative attempts are ordinary from now on."""
+        promoted = [a for a, s in self.speculative.items() if s == submission_id]
+        for attempt_id in promoted:
+            del self.speculative[attempt_id]
+        log.info(
+            "decision=open_gate submission=%d speculative_now_ordinary=%d", submission_id, len(promoted),
+            extra={"submission": submission_id},
+        )  # fmt: skip
 
     def _fail_fast(self, submission: Submission, task: RouteTask, attempt: Attempt) -> None:
         what = "smoke route" if task.smoke else "route"
@@ -458,9 +562,12 @@ class Dispatcher:
         )
         if task.smoke:
             pending = self.store.cancel_pending_tasks(submission.id, "not run: the agent failed the smoke route")
-            log.info("failing fast: %d route(s) not run", pending, extra={"submission": submission.id})
         else:
-            self.store.cancel_pending_tasks(submission.id, "not run: the agent was rejected")
+            pending = self.store.cancel_pending_tasks(submission.id, "not run: the agent was rejected")
+        log.info(
+            "decision=fail_fast submission=%d task=%d route=%s attempt=%d not_run=%d",
+            submission.id, task.id, task.route_id, attempt.id, pending, extra={"submission": submission.id},
+        )  # fmt: skip
         current = self.store.get_submission(submission.id)
         if not current.status.terminal:
             self.store.transition(submission.id, SubmissionStatus.FAILED, reason)
@@ -481,13 +588,16 @@ class Dispatcher:
         submission = self.store.get_submission(submission_id)
         track = self.tracks.get(submission.track)
         if track is None:
+            if submission.status.terminal:
+                self._ended_notified[submission.id] = submission.updated_at  # nothing to publish it with
             return
         tasks = self.store.route_tasks(submission_id)
         if not tasks:
-            if submission.status.terminal and submission.id not in self._ended_notified:
-                self._ended_notified.add(submission.id)
+            if submission.status.terminal and self._ended_notified.get(submission.id) != submission.updated_at:
+                self._ended_notified[submission.id] = submission.updated_at
                 for sink in self._sinks_for(submission):
                     self._sink_call(sink, "ended", partial(sink.ended, submission, None))
+                self._final_published(submission)
             return
         all_settled = all(t.status.settled for t in tasks)
         if all_settled and not submission.status.terminal:
@@ -506,6 +616,8 @@ class Dispatcher:
         except LbcloudError as err:
             self.store.add_event(submission_id, "publish_error", f"results could not be merged: {err}")
             log.error("merge failed: %s", err, extra={"submission": submission_id})
+            if submission.status.terminal:
+                self._ended_notified[submission.id] = submission.updated_at  # not again every scan
             return
         merged = outcome.results
         ds, rc, ip = global_numbers(merged)
@@ -542,17 +654,30 @@ class Dispatcher:
             for sink in sinks:
                 self._sink_call(sink, "publish", partial(sink.publish, publication))
             return
-        if submission.id in self._ended_notified:
+        if self._ended_notified.get(submission.id) == submission.updated_at:
             return
-        self._ended_notified.add(submission.id)
+        self._ended_notified[submission.id] = submission.updated_at
         for sink in sinks:
             self._sink_call(sink, "publish", partial(sink.publish, publication))
             self._sink_call(sink, "ended", partial(sink.ended, submission, publication))
+        self._final_published(submission, publication)
         if self.on_final is not None:
             try:
                 self.on_final(submission, track, publication)
             except LbcloudError as err:
                 log.error("post-final step failed: %s", err, extra={"submission": submission_id})
+
+    def _final_published(self, submission: Submission, publication: Publication | None = None) -> None:
+        sinks = [s.name for s in self._sinks_for(submission)]
+        records = f"{publication.records} of {publication.total} route(s)" if publication else "no route records"
+        message = f"final result ({submission.status.value}, {records}) published to " + (
+            ", ".join(["leaderboard", *sinks])
+        )
+        self.store.mark_final_published(submission.id, message)
+        log.info(
+            "decision=publish_final submission=%d status=%s sinks=%s",
+            submission.id, submission.status.value, ",".join(sinks) or "-", extra={"submission": submission.id},
+        )  # fmt: skip
 
     def _finalize(self, submission: Submission, tasks: Sequence[RouteTask]) -> Submission:
         failed = [t for t in tasks if t.status is RouteTaskStatus.FAILED_FINAL]
@@ -594,120 +719,6 @@ class Dispatcher:
             log.warning("artifact upload of %s failed: %s", key, err)
 
     # ------------------------------------------------------------------------------ launching
-    def _launch(self) -> int:
-        started = time.perf_counter()
-        live = self.store.live_attempts()
-        by_pool: dict[str, int] = {}
-        for attempt in live:
-            by_pool[attempt.pool] = by_pool.get(attempt.pool, 0) + 1
-        if all(by_pool.get(pool, 0) >= cap for pool, cap in self.capacity.items()):
-            return 0  # no room: nothing to decide
-        queue = self.store.queued_work()
-        self.metrics.queue_depth(sum(work.pending for work in queue))
-        if not queue:
-            return 0
-        submissions = {work.submission.id: work.submission for work in queue}
-        by_team: dict[str, int] = {}
-        for attempt in live:
-            if attempt.submission_id not in submissions:
-                submissions[attempt.submission_id] = self.store.get_submission(attempt.submission_id)
-            team = submissions[attempt.submission_id].team
-            by_team[team] = by_team.get(team, 0) + 1
-        served: dict[str, int] = {}
-        queued: list[QueuedSubmission] = []
-        for work in queue:
-            submission = work.submission
-            track = self.tracks.get(submission.track)
-            if track is None:
-                continue
-            planned = self._planned_count(track)
-            served[submission.team] = served.get(submission.team, 0) + max(0, planned - work.pending)
-            queued.append(
-                QueuedSubmission(
-                    submission.id, submission.team, self.pool_of(track), len(queued), work.pending,
-                    smoke_pending=work.smoke_pending, smoke_running=work.smoke_running,
-                )
-            )  # fmt: skip
-        occupancy = Occupancy(
-            capacity=self.capacity,
-            running_by_pool=by_pool,
-            running_by_team=by_team,
-            running_smoke=frozenset(q.submission_id for q in queued if q.smoke_running),
-            team_limit=self.team_limit,
-            served_by_team=served,
-        )
-        best = self.store.best_pending_tasks(launch_window(queued, occupancy))
-        candidates = [
-            Candidate(
-                task_id=task.id,
-                submission_id=q.submission_id,
-                team=q.team,
-                pool=q.pool,
-                order=q.order,
-                expected_s=task.expected_s,
-                position=task.position,
-                smoke=task.smoke,
-                smoke_pending=q.smoke_pending or q.smoke_running,
-            )
-            for q in queued
-            for task in best.get(q.submission_id, ())
-        ]
-        plan = plan_launches(candidates, occupancy)
-        self.metrics.scheduler_decision(time.perf_counter() - started, len(plan))
-        by_id = {t.id: (t, submissions[q.submission_id]) for q in queued for t in best.get(q.submission_id, ())}
-        launched = 0
-        for choice in plan:
-            task, submission = by_id[choice.task_id]
-            track = self.tracks[submission.track]
-            claimed = self.store.claim_task(
-                task.id, backend=self.backend.name, pool=choice.pool, owner=self.owner, lease_s=self.lease_s
-            )
-            if claimed is None:
-                continue  # another dispatcher took it
-            attempt = claimed
-            spec = AttemptSpec(
-                attempt_id=attempt.id,
-                attempt_number=attempt.number,
-                submission_id=submission.id,
-                task_id=task.id,
-                team=submission.team,
-                track=track,
-                agent=submission.agent,
-                route_id=task.route_id,
-                repetition=task.repetition,
-                budget_s=track.attempt_budget_s(task.route_length_m),
-                token=attempt.token,
-                seed=track.seed_for(task.repetition),
-            )
-            try:
-                handle = self.backend.launch(spec)
-            except LbcloudError as err:
-                self._collect(
-                    [
-                        BackendEvent(
-                            attempt.id, BackendEventKind.ENDED, outcome=AttemptOutcome.FAILED,
-                            blame=Blame.INFRASTRUCTURE, reason=f"could not launch: {err}",
-                        )
-                    ]
-                )  # fmt: skip
-                continue
-            self.store.set_attempt_handle(attempt.id, handle)
-            self.metrics.attempt_started(track.name)
-            self.store.add_event(
-                submission.id, "attempt_started",
-                f"route {task.route_id}: attempt {attempt.number} started" + (" (smoke route)" if task.smoke else ""),
-                route_id=task.route_id, attempt_id=attempt.id,
-            )  # fmt: skip
-            launched += 1
-        return launched
-
-    def _planned_count(self, track: Track) -> int:
-        """How many route tasks a submission of ``track`` has (routes × repetitions)."""
-        try:
-            return len(self.catalog.routes(track)) * track.repetitions
-        except LbcloudError:
-            return 0
-
     def _renew_leases(self) -> None:
         now = time.monotonic()
         if now - self._last_lease_renewal >= self.lease_s / 3:
@@ -725,6 +736,13 @@ class Dispatcher:
             except LbcloudError as err:
                 report.errors.append(f"{poller.name}: {err}")
                 log.warning("%s failed: %s", poller.name, err)
+
+
+def shortest_public_route(track: Track, routes: Sequence[RouteInfo]) -> str | None:
+    """The default smoke route of a track that names none: its shortest public route (None: no
+    public route, no smoke gate)."""
+    public = [r for r in routes if r.route_id in track.public_routes]
+    return min(public, key=lambda r: (r.length_m, r.route_id)).route_id if public else None
 
 
 ACTIVE_STATUSES = (

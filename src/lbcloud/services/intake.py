@@ -24,6 +24,7 @@ from lbcloud.domain.submissions import (
     SourceKind,
     Submission,
     SubmissionStatus,
+    check_field_lengths,
     validate_team_name,
 )
 from lbcloud.domain.tracks import Track
@@ -69,6 +70,7 @@ class Intake:
         Raises :class:`InputError` for invalid input and :class:`Conflict` for a duplicate or a
         team that has not passed the track's qualification gate. Nothing is recorded on error.
         """
+        check_field_lengths(new)
         if new.external_id is not None:
             existing = self._store.find_submission(new.source.value, new.external_id)
             if existing is not None:

@@ -110,6 +110,24 @@ class QueuedWork:
     smoke_running: bool
 
 
+@dataclass(frozen=True, slots=True)
+class LiveAttempt:
+    """A live attempt with what a dispatcher tick needs of its submission, read in one query."""
+
+    attempt: Attempt
+    submission_status: SubmissionStatus
+    team: str
+    lease_expired: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TickView:
+    """What an idle dispatcher tick reads: every live attempt and whether new work arrived."""
+
+    live: tuple[LiveAttempt, ...]
+    submissions_to_plan: bool
+
+
 class StateStore(Protocol):
     """Durable state. Every write is one transaction; every transition is idempotent."""
 
@@ -131,8 +149,9 @@ class StateStore(Protocol):
         team: str | None = None,
         statuses: Sequence[SubmissionStatus] | None = None,
         limit: int = 1000,
+        oldest_first: bool = False,
     ) -> list[Submission]:
-        """Newest first."""
+        """Newest first (``oldest_first``: in arrival order)."""
         ...
 
     def transition(self, submission_id: int, target: SubmissionStatus, reason: str | None = None) -> Submission:
@@ -209,6 +228,20 @@ class StateStore(Protocol):
         ...
 
     def renew_leases(self, owner: str, lease_s: float) -> int: ...
+
+    def tick_view(self) -> TickView:
+        """Live attempts joined with their submission's status and team, and whether a submission
+        waits to be planned (``submitted`` or ``resuming``): one read transaction."""
+        ...
+
+    def unpublished_finals(self, limit: int = 100) -> list[Submission]:
+        """Ended submissions (finished, failed, cancelled) whose final publication has not been
+        recorded since they last changed status, oldest first."""
+        ...
+
+    def mark_final_published(self, submission_id: int, message: str) -> None:
+        """Record that the final result of the submission's current status reached its sinks."""
+        ...
 
     def take_over_expired(self, owner: str, lease_s: float) -> list[Attempt]:
         """Re-own live attempts whose lease expired (their dispatcher died); returns them."""

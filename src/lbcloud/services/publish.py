@@ -22,6 +22,7 @@ from lbcloud.domain.results.merge import ExpectedInstances, MergeOutcome, merge_
 from lbcloud.domain.results.model import ResultFormat, ResultsFile, RouteRecord, route_id_for
 from lbcloud.domain.results.reader import parse_results
 from lbcloud.domain.results.scoring import FailureReason, build_route_record
+from lbcloud.domain.results.statistics import scores_so_far
 from lbcloud.domain.results.writer import dumps_results
 from lbcloud.domain.submissions import Submission
 from lbcloud.domain.tasks import Attempt, RouteTask, RouteTaskStatus
@@ -226,7 +227,8 @@ def build_publication(
     merged = outcome.results
     final = outcome.complete and all(t.status.settled for t in tasks)
     try:
-        evalai = dumps_evalai_results(merged, split)
+        # a partial publication carries the scores of the routes evaluated so far, not zeros
+        evalai = dumps_evalai_results(merged if final else scores_so_far(merged), split)
     except (ValueError, KeyError) as err:  # an unknown sensor icon, say
         raise LbcloudError(f"submission {submission.id}: cannot render the EvalAI result: {err}") from None
     publication = Publication(

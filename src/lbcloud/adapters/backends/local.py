@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from lbcloud.adapters.backends.local_ports import PortReservation, reserve_port
 from lbcloud.adapters.backends.local_supervisor import (
     GROUPS_FILE,
     PID_FILE,
@@ -52,20 +53,6 @@ log = logging.getLogger(__name__)
 
 LOG_FILES = {LogStream.SIMULATOR: "simulator.log", LogStream.AGENT: "agent.log", LogStream.LBCLOUD: "lbcloud.log"}
 LOG_UPLOAD_INTERVAL_S = 1.0
-
-
-def free_port(lo: int, hi: int, taken: set[int]) -> int:
-    """A TCP port in [lo, hi] that nobody listens on now and that this backend has not handed out."""
-    for port in range(lo, hi + 1):
-        if port in taken:
-            continue
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return port
-    raise LbcloudError(f"no free TCP port in {lo}-{hi} for a simulator")
 
 
 def _pid_alive(pid: int) -> bool:
@@ -110,6 +97,7 @@ class LocalBackend:
         cancel_grace_s: float = 1.0,
         python: str = sys.executable,
         ready_timeout_s: float = 60.0,
+        port_lock_dir: Path | None = None,
     ) -> None:
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -118,6 +106,7 @@ class LocalBackend:
         self._grace = cancel_grace_s
         self._python = python
         self._ready_timeout = ready_timeout_s
+        self._port_lock_dir = port_lock_dir
         self._tracked: dict[int, _Tracked] = {}
 
     # ----------------------------------------------------------------------------------- launching
@@ -151,8 +140,14 @@ class LocalBackend:
     def launch(self, spec: AttemptSpec) -> str:
         folder = self.workdir / f"attempt-{spec.attempt_id}"
         folder.mkdir(parents=True, exist_ok=True)
-        taken = {t.port for t in self._tracked.values()}
-        port = free_port(*self._ports, taken)
+        reservation = reserve_port(*self._ports, self._port_lock_dir)
+        try:
+            return self._start(spec, folder, reservation)
+        finally:
+            reservation.release()  # the supervisor holds its own copy for the attempt's whole life
+
+    def _start(self, spec: AttemptSpec, folder: Path, reservation: PortReservation) -> str:
+        port = reservation.port
         simulator, evaluator = self._commands(spec, port, folder)
         sup = SupervisorSpec(
             simulator=simulator,
@@ -183,6 +178,7 @@ class LocalBackend:
             stderr=open(folder / "supervisor.err", "ab"),  # noqa: SIM115
             start_new_session=True,
             close_fds=True,
+            pass_fds=(reservation.fd,),
         )
         self._tracked[spec.attempt_id] = _Tracked(
             spec.attempt_id, spec.submission_id, folder, spec.repetition, port, process=proc,
@@ -295,6 +291,9 @@ class LocalBackend:
         if ended_by in SUPERVISOR_ENDINGS:
             outcome, blame = SUPERVISOR_ENDINGS[ended_by]
             return event(outcome, blame, result["detail"])
+        if result.get("simulator_died_at") is not None and not (code == EXIT_FINISHED and record is not None):
+            # the simulator died first: whatever the evaluator did next follows from that
+            return event(AttemptOutcome.FAILED, Blame.SIMULATOR, "the simulator died during the route")
         outcome, blame, reason = classify_exit(code, record is not None, result.get("simulator_exit_code"))
         detail = ""
         if outcome is not AttemptOutcome.RECORD or (record is not None and record.status.startswith("Failed")):

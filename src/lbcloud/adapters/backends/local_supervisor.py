@@ -2,10 +2,8 @@
 
 ``python -m lbcloud.adapters.backends.local_supervisor <workdir>`` reads ``<workdir>/spec.json``,
 starts the simulator, waits until its port listens (no fixed sleeps), starts the evaluator, and
-watches both: the attempt's wall-clock budget (``budget_s`` 0: none), silent output (no log or
-checkpoint growth) and simulator death (the evaluator gets ``simulator_grace_s`` to end on its own,
-then it is stopped: a CARLA evaluator would block on every call for its client timeout).
-It ends with ``<workdir>/result.json`` (written atomically), which is what the
+watches both: the attempt's wall-clock budget (none when it is 0), silent output (no log or
+checkpoint growth) and simulator death. It ends with ``<workdir>/result.json`` (written atomically), which is what the
 dispatcher reads. Because it lives in its own session with its output in files, a dispatcher that
 dies (even SIGKILL) loses nothing: the attempt finishes and is collected after a restart.
 
@@ -27,11 +25,14 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
+from lbcloud.adapters.backends.local_ports import listener_owned_by
+
 SPEC_FILE = "spec.json"
 RESULT_FILE = "result.json"
 PID_FILE = "supervisor.pid"
 READY_FILE = "simulator.ready"
 GROUPS_FILE = "groups.json"
+SIMULATOR_DEATH_GRACE_S = 1.0  # after the simulator dies, the evaluator's chance to exit on its own
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +48,6 @@ class SupervisorSpec:
     grace_s: float = 1.0
     env: dict[str, str] = field(default_factory=dict)
     checkpoint: str = "checkpoint.json"
-    simulator_grace_s: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +56,7 @@ class SupervisorResult:
 
     ``ended_by`` is ``exit`` (the evaluator exited on its own), ``budget``, ``silence``,
     ``simulator_not_ready``, ``simulator_died``, ``cancelled`` or ``spawn_error``.
-    ``simulator_died_at`` is set when the simulator exited while the evaluator still ran."""
+    ``simulator_died_at`` is when the simulator exited with an error while the evaluator still ran."""
 
     ended_by: str
     exit_code: int | None
@@ -123,7 +123,6 @@ class Supervisor:
         self.simulator: subprocess.Popen[bytes] | None = None
         self.evaluator: subprocess.Popen[bytes] | None = None
         self._cancelled = False
-        self._simulator_died_at: float | None = None
         self._logs: list[IO[bytes]] = []
         self._own_log = open(workdir / "lbcloud.log", "ab", buffering=0)  # noqa: SIM115
 
@@ -181,7 +180,12 @@ class Supervisor:
             self._record_groups()
             self.note(f"simulator started (pid {self.simulator.pid}), waiting for port {self.spec.port}")
             ready_deadline = time.monotonic() + self.spec.ready_timeout_s
-            while not port_listening(self.spec.port):
+            foreign_noted = False
+            # ready means *our* simulator listens: a foreign listener on the port is not readiness
+            while (owned := listener_owned_by(self.spec.port, self.simulator.pid)) is not True:
+                if owned is False and not foreign_noted:
+                    foreign_noted = True
+                    self.note(f"port {self.spec.port} is held by a process outside this attempt; still waiting")
                 if self._cancelled:
                     return self._end("cancelled", None, "cancelled before the simulator was ready", started, None)
                 if self.simulator.poll() is not None:
@@ -214,25 +218,26 @@ class Supervisor:
 
     def _watch(self, started: float, ready_at: float) -> SupervisorResult:
         assert self.evaluator is not None
+        # budget_s 0: no wall-clock budget (the official CARLA system has none, see docs/carla.md)
         budget_deadline = time.monotonic() + self.spec.budget_s if self.spec.budget_s > 0 else float("inf")
-        assert self.simulator is not None
         watched = [self.workdir / "agent.log", self.workdir / self.spec.checkpoint]
         last_sizes = [_size(p) for p in watched]
         last_growth = time.monotonic()
         died_at: float | None = None
         while True:
-            if died_at is None and self.simulator.poll() is not None:
-                died_at = time.monotonic()
-                self._simulator_died_at = time.time()
-                self.note(f"the simulator exited with code {self.simulator.returncode} during the route")
             code = self.evaluator.poll()
             if code is not None:
-                return self._end("exit", code, f"the evaluator exited with code {code}", started, ready_at)
-            if died_at is not None and time.monotonic() - died_at > self.spec.simulator_grace_s:
                 return self._end(
-                    "simulator_died", None,
-                    f"the simulator exited with code {self.simulator.returncode} during the route",
-                    started, ready_at,
+                    "exit", code, f"the evaluator exited with code {code}", started, ready_at, died_at=died_at
+                )
+            sim_code = self.simulator.poll() if self.simulator is not None else None
+            if died_at is None and sim_code is not None and sim_code != 0:
+                died_at = time.time()
+                self.note(f"the simulator died (exit {sim_code}) while the evaluator ran")
+            if died_at is not None and time.time() - died_at > SIMULATOR_DEATH_GRACE_S:
+                return self._end(
+                    "simulator_died", None, f"the simulator died during the route (exit code {sim_code})",
+                    started, ready_at, died_at=died_at,
                 )  # fmt: skip
             if self._cancelled:
                 return self._end("cancelled", None, "cancelled on request", started, ready_at)
@@ -254,7 +259,14 @@ class Supervisor:
             time.sleep(0.05)
 
     def _end(
-        self, ended_by: str, exit_code: int | None, detail: str, started: float, ready_at: float | None
+        self,
+        ended_by: str,
+        exit_code: int | None,
+        detail: str,
+        started: float,
+        ready_at: float | None,
+        *,
+        died_at: float | None = None,
     ) -> SupervisorResult:
         self.stop_all()  # the slot is free only once every process of the attempt is gone
         sim_code = self.simulator.poll() if self.simulator is not None else None
@@ -266,7 +278,7 @@ class Supervisor:
             started_at=started,
             simulator_ready_at=ready_at,
             ended_at=time.time(),
-            simulator_died_at=self._simulator_died_at,
+            simulator_died_at=died_at,
         )
         self.note(f"ended ({ended_by}): {detail}")
         _write_json_atomic(self.workdir / RESULT_FILE, asdict(result))

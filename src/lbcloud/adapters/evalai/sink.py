@@ -52,6 +52,7 @@ class FinalReport:
     tries: int = 0
     last_error: str | None = None
     rejected: bool = False
+    resumed_after_cancel: bool = False  # an operator resumed it after a cancel: report over "cancelled"
 
 
 class FinalOutbox:
@@ -245,10 +246,23 @@ class EvalAISink:
             stderr="\n".join(stderr_lines) + ("\n" if stderr_lines else ""),
             metadata=_metadata(submission, publication),
             submission_id=submission.id,
+            resumed_after_cancel=submission.status is not SubmissionStatus.CANCELLED
+            and self._resumed_after_cancel(submission),
         )
         self.outbox.put(report)
         if not self._quiet():
             self._deliver(report)
+
+    def _resumed_after_cancel(self, submission: Submission) -> bool:
+        """Whether the submission was resumed after it was cancelled (so EvalAI's ``cancelled`` is an
+        earlier report of ours, which the resumed run supersedes)."""
+        try:
+            history = self.store.history(submission.id)
+        except LbcloudError:
+            return False
+        return any(
+            c.from_status is SubmissionStatus.CANCELLED and c.to_status is SubmissionStatus.RESUMING for c in history
+        )
 
     def report_rejection(self, challenge: int, phase: int, submission: int, reason: str) -> None:
         """Tell the participant that intake refused the submission (``failed``, reason in stderr)."""
@@ -368,7 +382,7 @@ class EvalAISink:
         try:
             for _ in range(VERIFY_ATTEMPTS):
                 current = self.client.submission(pk).status.lower()
-                if current == "cancelled" and report.status != "cancelled":
+                if current == "cancelled" and report.status != "cancelled" and not report.resumed_after_cancel:
                     self.outbox.remove(pk)
                     self._event(
                         report,

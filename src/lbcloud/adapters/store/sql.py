@@ -50,11 +50,23 @@ from lbcloud.domain.submissions import (
 )
 from lbcloud.domain.tasks import Attempt, AttemptStatus, NewRouteTask, RouteTask, RouteTaskStatus
 from lbcloud.domain.tracks import Track
-from lbcloud.services.ports import ArtifactRef, AttemptEnd, Clock, Event, MergedResult, QueuedWork, StateStore
+from lbcloud.services.ports import (
+    ArtifactRef,
+    AttemptEnd,
+    Clock,
+    Event,
+    LiveAttempt,
+    MergedResult,
+    QueuedWork,
+    StateStore,
+    TickView,
+)
 
 TOKEN_BYTES = 32
 EVENTS_LOCK_ID = 7_324_019_552  # PostgreSQL advisory lock serialising event writers
 _ENDED = AttemptStatus.ENDED.value
+FINAL_PUBLISHED = "final_published"  # event kind: the final result of the current status reached the sinks
+TERMINAL = (SubmissionStatus.FINISHED, SubmissionStatus.FAILED, SubmissionStatus.CANCELLED)
 IN_CHUNK = 500  # submission ids per IN (...) list, well under every backend's bound-parameter limit
 
 
@@ -241,6 +253,7 @@ class SqlStateStore:
         team: str | None = None,
         statuses: Sequence[SubmissionStatus] | None = None,
         limit: int = 1000,
+        oldest_first: bool = False,
     ) -> list[Submission]:
         query = select(SubmissionRow)
         if track is not None:
@@ -249,7 +262,10 @@ class SqlStateStore:
             query = query.where(SubmissionRow.team == team)
         if statuses is not None:
             query = query.where(SubmissionRow.status.in_([s.value for s in statuses]))
-        query = query.order_by(SubmissionRow.created_at.desc(), SubmissionRow.id.desc()).limit(limit)
+        if oldest_first:
+            query = query.order_by(SubmissionRow.created_at, SubmissionRow.id).limit(limit)
+        else:
+            query = query.order_by(SubmissionRow.created_at.desc(), SubmissionRow.id.desc()).limit(limit)
         with self._tx("listing submissions", write=False) as session:
             return [rows.submission(row) for row in session.scalars(query)]
 
@@ -605,6 +621,63 @@ class SqlStateStore:
                 .values(lease_expires_at=self._now() + timedelta(seconds=lease_s))
             )
             return int(result.rowcount)  # type: ignore[attr-defined]
+
+    def tick_view(self) -> TickView:
+        attempts = AttemptRow.__table__
+        subs = SubmissionRow.__table__
+        now = self._now()
+        live_query = (
+            select(attempts, subs.c.status.label("submission_status"), subs.c.team.label("submission_team"))
+            .join(subs, subs.c.id == attempts.c.submission_id)
+            .where(attempts.c.status != _ENDED)
+            .order_by(attempts.c.id)
+        )
+        new_query = (
+            select(subs.c.id)
+            .where(subs.c.status.in_([SubmissionStatus.SUBMITTED.value, SubmissionStatus.RESUMING.value]))
+            .limit(1)
+        )
+        with self._tx("reading live attempts", write=False) as session:
+            live = []
+            for row in session.execute(live_query):
+                attempt = rows.attempt(row)  # type: ignore[arg-type]
+                expires = attempt.lease_expires_at
+                live.append(
+                    LiveAttempt(
+                        attempt, SubmissionStatus(row.submission_status), row.submission_team,
+                        lease_expired=expires is not None and expires < now,
+                    )
+                )  # fmt: skip
+            waiting = session.execute(new_query).first() is not None
+        return TickView(tuple(live), waiting)
+
+    def unpublished_finals(self, limit: int = 100) -> list[Submission]:
+        subs = SubmissionRow.__table__
+        events = EventRow.__table__
+        published = (
+            select(events.c.id)
+            .where(
+                events.c.submission_id == subs.c.id,
+                events.c.kind == FINAL_PUBLISHED,
+                events.c.at >= subs.c.updated_at,
+            )
+            .exists()
+        )
+        query = (
+            select(subs)
+            .where(subs.c.status.in_([s.value for s in TERMINAL]), ~published)
+            .order_by(subs.c.updated_at, subs.c.id)
+            .limit(limit)
+        )
+        with self._tx("listing ended submissions not yet published", write=False) as session:
+            return [rows.submission(row) for row in session.execute(query)]  # type: ignore[arg-type]
+
+    def mark_final_published(self, submission_id: int, message: str) -> None:
+        with self._tx(f"recording the final publication of submission {submission_id}") as session:
+            row = self._submission_row(session, submission_id)
+            # never earlier than the status change it covers, even if clocks disagree by a tick
+            at = max(self._now(), row.updated_at)
+            self._event(session, submission_id, FINAL_PUBLISHED, message, at)
 
     def take_over_expired(self, owner: str, lease_s: float) -> list[Attempt]:
         now = self._now()

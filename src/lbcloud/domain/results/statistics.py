@@ -4,6 +4,7 @@ Public names:
 
 - :func:`compute_global_record(records, total_instances) -> GlobalRecord` — 2.x (§4.3 steps 1–6).
 - :func:`compute_global_record_10(records, total_instances) -> GlobalRecord` — 1.0 (§4.4).
+- :func:`scores_so_far(results) -> ResultsFile` — a provisional global record over the records so far.
 - :func:`values_for(global_record, fmt) -> tuple[str, ...]` and :func:`labels_for(fmt)` (§2.4).
 - :func:`entry_status_from_records(records) -> str` — ``Finished`` / ``Crashed`` / ``Rejected`` (§4.3.8).
 - :func:`validation_problem(results, sensors_set_up) -> str | None` — §4.3 step 9.
@@ -182,6 +183,16 @@ def compute_global_record_10(records: Sequence[RouteRecord], total_instances: in
         duration_system=duration_system,
         exceptions=tuple(exceptions) if exceptions else None,
     )
+
+
+def scores_so_far(results: ResultsFile) -> ResultsFile:
+    """``results`` with a provisional global record over the records it holds (N = their count),
+    for partial publications; unchanged when it already has a global record or holds no record.
+    Raises ``ValueError`` as the global record functions do (a malformed off-road message)."""
+    if results.global_record is not None or not results.records:
+        return results
+    compute = compute_global_record_10 if results.format is ResultFormat.V10 else compute_global_record
+    return replace(results, global_record=compute(results.records, len(results.records)))
 
 
 def values_for(global_record: GlobalRecord, fmt: ResultFormat = ResultFormat.V2X) -> tuple[str, ...]:

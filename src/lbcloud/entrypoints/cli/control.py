@@ -55,6 +55,9 @@ def serve(
             f"refusing to serve on {bind} without web.operator_token (LBCLOUD_WEB__OPERATOR_TOKEN): "
             "with no tokens every caller would be the operator"
         )
+    from lbcloud.entrypoints.startup_checks import check_listen_address
+
+    check_listen_address(bind, port or settings.web.port)
     metrics = PrometheusMetrics()
     system = build_system(settings, metrics=metrics)
     _install_integrations(system)

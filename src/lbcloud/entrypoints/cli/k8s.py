@@ -120,7 +120,13 @@ def prepare_contents_command(
     if not staging.is_dir():
         raise InputError(f"{staging}: the contents image copied nothing (no such folder)")
     contents.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(staging, contents, dirs_exist_ok=True, symlinks=True)
+    # entry by entry: copying onto ``contents`` itself would also copy the staging folder's mode and
+    # times onto it, which a non-root container may not do to the emptyDir (it belongs to root)
+    for entry in staging.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.copytree(entry, contents / entry.name, dirs_exist_ok=True, symlinks=True)
+        else:
+            shutil.copy2(entry, contents / entry.name, follow_symlinks=False)
     target = contents / routes_file
     if not target.is_file():
         raise InputError(f"{routes_file}: not found in the track's contents")

@@ -21,7 +21,14 @@ from pydantic import BaseModel, Field
 
 from lbcloud.domain import artifact_keys
 from lbcloud.domain.errors import InputError, NotFound
-from lbcloud.domain.submissions import AgentKind, AgentRef, NewSubmission, SourceKind, SubmissionStatus
+from lbcloud.domain.submissions import (
+    FIELD_LIMITS,
+    AgentKind,
+    AgentRef,
+    NewSubmission,
+    SourceKind,
+    SubmissionStatus,
+)
 from lbcloud.domain.tasks import AttemptStatus
 from lbcloud.entrypoints.web.deps import (
     PrincipalDep,
@@ -112,13 +119,20 @@ def get_leaderboard(track: str, system: SystemDep) -> Leaderboard:
 class SubmissionIn(BaseModel):
     """A new submission. Teams submit images for their own team; local agents are operator-only."""
 
-    track: str
-    agent: str = Field(description="Image reference (kind=image) or a path on the server (kind=local)")
+    track: str = Field(max_length=63)
+    agent: str = Field(
+        max_length=FIELD_LIMITS["agent"],
+        description="Image reference (kind=image) or a path on the server (kind=local)",
+    )
     kind: AgentKind = AgentKind.IMAGE
-    team: str | None = Field(default=None, description="Defaults to the token's team; required for the operator")
-    agent_config: str | None = None
-    method_name: str | None = None
-    external_id: str | None = Field(default=None, description="Makes the request idempotent")
+    team: str | None = Field(
+        default=None, max_length=63, description="Defaults to the token's team; required for the operator"
+    )
+    agent_config: str | None = Field(default=None, max_length=FIELD_LIMITS["agent_config"])
+    method_name: str | None = Field(default=None, max_length=FIELD_LIMITS["method_name"])
+    external_id: str | None = Field(
+        default=None, max_length=FIELD_LIMITS["external_id"], description="Makes the request idempotent"
+    )
 
 
 @router.post("/submissions", response_model=SubmissionOut, status_code=201, tags=["submissions"], responses=ERRORS)

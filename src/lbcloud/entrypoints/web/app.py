@@ -34,6 +34,7 @@ from lbcloud.domain.errors import LbcloudError
 from lbcloud.entrypoints.web import api, pages
 from lbcloud.entrypoints.web.auth import QUERY_TOKEN, InvalidToken, principal_for_token
 from lbcloud.entrypoints.web.errors import status_for
+from lbcloud.entrypoints.web.limits import BodyLimit, CsrfGuard
 from lbcloud.entrypoints.web.sse import LiveHub
 from lbcloud.entrypoints.web.views import event_out
 from lbcloud.entrypoints.wiring import System
@@ -237,5 +238,7 @@ def create_app(system: System, *, role: Role = "all") -> FastAPI:
         from lbcloud.entrypoints.web.reporter_api import build_router
 
         app.include_router(build_router(system))
+    app.add_middleware(CsrfGuard, public_url=system.settings.web.public_url)
+    app.add_middleware(BodyLimit, max_bytes=system.settings.web.max_body_bytes)
     app.add_middleware(RequestLog, metrics=metrics)
     return app

@@ -34,6 +34,7 @@ from lbcloud.entrypoints.web.charts import score_chart, timeline
 from lbcloud.entrypoints.web.deps import PrincipalDep, SystemDep, get_principal, require_operator, visible_submission
 from lbcloud.entrypoints.web.errors import NotAuthenticated
 from lbcloud.entrypoints.web.leaderboard import build_leaderboard
+from lbcloud.entrypoints.web.limits import csrf_token_for
 from lbcloud.entrypoints.web.operator import build_overview
 from lbcloud.entrypoints.web.views import ProgressOut, build_progress, event_out, submission_out
 from lbcloud.entrypoints.wiring import System
@@ -120,6 +121,7 @@ def render(request: Request, name: str, status_code: int = 200, **context: Any) 
         "tracks": list(system.tracks),
         "open_mode": open_mode(system.settings.web),
         "path": request.url.path,
+        "csrf_token": csrf_token_for(cookie) if (cookie := request.cookies.get(COOKIE_NAME)) else "",
     }
     return _templates(request).TemplateResponse(request, name, {**base, **context}, status_code=status_code)
 

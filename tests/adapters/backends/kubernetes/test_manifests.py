@@ -276,7 +276,31 @@ def test_agent_wrapper_runs_the_evaluator_logs_and_propagates_its_exit_code(tmp_
     done = subprocess.run(["/bin/sh", "-c", local], env=env, capture_output=True, text=True, check=False)
     assert done.returncode == 4
     assert (root / "run" / "agent.exit").read_text().strip() == "4"
-    assert (root / "logs" / "agent.log").read_text() == "route 5 agent my agent.py\n"
+    first, rest = (root / "logs" / "agent.log").read_text().split("\n", 1)
+    assert re.fullmatch(r"lbcloud: simulator ready at -, evaluator started at [\d.]+", first)
+    assert rest == "route 5 agent my agent.py\n"
+
+
+def test_agent_wrapper_without_team_agent_rejects_the_agent_and_tolerates_no_team_config(tmp_path: Path) -> None:
+    evaluator = ("python3", "-c", "import sys; print('config', repr(sys.argv[1]))", "{agent_config}", "{agent}")
+    track = dataclasses.replace(sumo_track(), images=ContainerImages("c:1", "s:1", ("sim",), evaluator))
+    script = agent_script(attempt_spec(track=track), co_container=False, gpu_handoff=False)
+    root = tmp_path / "lbcloud"
+    (root / "run").mkdir(parents=True)
+    local = script.replace("/lbcloud/", f"{root}/")
+    env = {k: v for k, v in os.environ.items() if k not in ("TEAM_AGENT", "TEAM_CONFIG")}
+    # `set -u` with no TEAM_CONFIG: an empty config, not a shell error (exit 2 would blame us)
+    done = subprocess.run(["/bin/sh", "-c", local], env={**env, "TEAM_AGENT": "a.py"}, capture_output=True,
+                          text=True, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "config ''" in (root / "logs" / "agent.log").read_text()
+    # no TEAM_AGENT: the image cannot be evaluated, and that is the team's fault (exit 3: rejected)
+    (root / "run" / "agent.exit").unlink()
+    done = subprocess.run(["/bin/sh", "-c", local], env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 3
+    assert (root / "run" / "agent.exit").read_text().strip() == "3"
+    assert "does not set TEAM_AGENT" in (root / "logs" / "agent.log").read_text()
+    assert exit_code_failure(3)[0] is Blame.AGENT
 
 
 def test_agent_wrapper_stops_a_silent_agent_with_exit_124(tmp_path: Path) -> None:
@@ -291,5 +315,5 @@ def test_agent_wrapper_stops_a_silent_agent_with_exit_124(tmp_path: Path) -> Non
     assert done.returncode == 124
     assert (root / "run" / "agent.exit").read_text().strip() == "124"
     log = (root / "logs" / "agent.log").read_text()
-    assert log.startswith("started\n") and "printed nothing for 1 s" in log
+    assert log.split("\n", 1)[1].startswith("started\n") and "printed nothing for 1 s" in log
     assert exit_code_failure(124)[0] is Blame.AGENT

@@ -49,6 +49,7 @@ Manifest = dict[str, Any]
 
 GpuSharing = Literal["device-handoff", "dra"]
 Compat = Literal["current", "1.20"]
+PullPolicy = Literal["Always", "IfNotPresent", "Never"]
 
 # label keys ---------------------------------------------------------------------------------------
 LABEL_SUBMISSION = "lbcloud.io/submission"
@@ -151,6 +152,9 @@ class KubernetesConfig:
     reporter_interval_s: float = 2.0
     dns_namespace: str = "kube-system"
     dns_pod_labels: tuple[tuple[str, str], ...] = (("k8s-app", "kube-dns"),)
+    image_pull_policy: PullPolicy | None = None
+    """``None``: the cluster's default (``Always`` for ``:latest`` tags); ``Never`` where images are
+    loaded onto nodes by hand (no registry)."""
 
     def __post_init__(self) -> None:
         if not DNS_LABEL.match(self.namespace):
@@ -161,6 +165,10 @@ class KubernetesConfig:
             raise ConfigError(f"kubernetes.gpu_sharing must be 'device-handoff' or 'dra', not {self.gpu_sharing!r}")
         if self.compat not in ("current", "1.20"):
             raise ConfigError(f"kubernetes compat must be 'current' or '1.20', not {self.compat!r}")
+        if self.image_pull_policy not in (None, "Always", "IfNotPresent", "Never"):
+            raise ConfigError(
+                f"kubernetes.image_pull_policy must be Always, IfNotPresent or Never, not {self.image_pull_policy!r}"
+            )
 
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> KubernetesConfig:
@@ -275,7 +283,8 @@ class _Placeholders(dict[str, str]):
 
 
 def _placeholders(spec: AttemptSpec, port: int) -> dict[str, str]:
-    # $TEAM_CONFIG may be unset (the official template leaves it empty): "--agent-config=" then
+    # `?`: TEAM_CONFIG is optional (the leaderboard's convention), so an unset one is empty, not a
+    # `set -u` failure that would look like our command line's fault (exit 2)
     agent_config = spec.agent.config if spec.agent.kind is AgentKind.IMAGE and spec.agent.config else "\0?TEAM_CONFIG\0"
     return _Placeholders(
         {
@@ -346,6 +355,14 @@ def agent_script(spec: AttemptSpec, *, co_container: bool, gpu_handoff: bool) ->
             f" && mv {GPU_UUID_FILE}.tmp {GPU_UUID_FILE}"
             f" || {{ echo 'lbcloud: cannot read the GPU UUID' >&2; echo 2 > {AGENT_EXIT_FILE}; exit 2; }}",
         ]
+    if not carla and "TEAM_AGENT" in command:  # CARLA's prelude checks it, with the official hints
+        lines += [
+            "# the participant's image names its agent in $TEAM_AGENT: without it nothing can run (agent's fault)",
+            'if [ -z "${TEAM_AGENT:-}" ]; then',
+            f"  echo 'lbcloud: the agent image does not set TEAM_AGENT (the path of its agent)' | tee -a {log} >&2",
+            f"  echo {EXIT_AGENT_REJECTED} > {AGENT_EXIT_FILE}; exit {EXIT_AGENT_REJECTED}",
+            "fi",
+        ]
     if co_container:
         waits = max(1, math.ceil(spec.track.setup_timeout_s))
         lines += [
@@ -357,13 +374,19 @@ def agent_script(spec: AttemptSpec, *, co_container: bool, gpu_handoff: bool) ->
             f" echo 5 > {AGENT_EXIT_FILE}; exit 5",
             "  fi; sleep 1",
             "done",
-            "n=0",
+            "started=$(date +%s)",
             f"while [ ! -f {SIMULATOR_READY_FILE} ]; do",
-            f"  n=$((n+1)); if [ $n -gt {waits} ]; then",
+            f'  if [ $(($(date +%s) - started)) -ge {waits} ]; then',
             f"    echo 'lbcloud: simulator not ready after {waits} s' >&2; echo 5 > {AGENT_EXIT_FILE}; exit 5",
-            "  fi; sleep 1",
+            "  fi; sleep 0.2 2>/dev/null || sleep 1",
             "done",
         ]
+    lines += [
+        "# when the evaluator started (and the simulator became ready): participants and benchmarks read it",
+        f"ready=$(date -r {SIMULATOR_READY_FILE} +%s.%N 2>/dev/null || echo -)",
+        f'echo "lbcloud: simulator ready at $ready, evaluator started at $(date +%s.%N 2>/dev/null || date +%s)"'
+        f" >> {log}",
+    ]
     silence = max(1, math.ceil(spec.track.silence_timeout_s))
     lines += [
         f"{command} >> {log} 2>&1 &",
@@ -553,10 +576,12 @@ def render_job(spec: AttemptSpec, config: KubernetesConfig) -> Manifest:
 
     volumes: list[Manifest] = [
         {"name": n, "emptyDir": {}}
-        for n in ("staging", "contents", "results", "logs", "run", "agent-tmp", "sim-tmp", "simstate", "recordings")
+        for n in ("staging", "contents", "results", "logs", "run", "tmp", "simstate", "recordings")
     ]
+    # `cp -R`, not `cp -a`: the non-root container may not set the times or owner of the emptyDir
+    # itself (root's), and `cp -a .../. dir/` tries to, failing the copy on a real node
     contents_copy = " && ".join(
-        f"cp -a {shlex.quote(p.rstrip('/') + '/.')} {STAGING_DIR}/" for p in images.contents_paths
+        f"cp -R {shlex.quote(p.rstrip('/') + '/.')} {STAGING_DIR}/" for p in images.contents_paths
     )
     small = _resources("100m", "256Mi")
     init_containers: list[Manifest] = [
@@ -611,7 +636,9 @@ def render_job(spec: AttemptSpec, config: KubernetesConfig) -> Manifest:
             _mount("run", RUN_DIR, read_only=True),
             _mount("simstate", SIMSTATE_DIR),
             _mount("recordings", RECORDINGS_DIR),
-            _mount("sim-tmp", "/tmp"),
+            # shared with the agent container: the evaluator hands the simulator files by path (the
+            # SUMO track writes each route's demand there), as processes on one machine do
+            _mount("tmp", "/tmp"),
         ],
     }
     agent_limits = {"nvidia.com/gpu": str(gpus)} if gpu_handoff else None
@@ -634,13 +661,16 @@ def render_job(spec: AttemptSpec, config: KubernetesConfig) -> Manifest:
             _mount("logs", LOGS_DIR),
             _mount("run", RUN_DIR),
             _mount("simstate", SIMSTATE_DIR, read_only=True),
-            _mount("agent-tmp", "/tmp"),
+            _mount("tmp", "/tmp"),
         ],
     }
     if dra:
         simulator["resources"]["claims"] = [{"name": "gpu"}]
         agent["resources"]["claims"] = [{"name": "gpu"}]
 
+    if config.image_pull_policy is not None:
+        for container in (*init_containers, reporter, simulator, agent):
+            container["imagePullPolicy"] = config.image_pull_policy
     if co_container:
         containers = [agent, simulator, reporter]
     else:

@@ -58,7 +58,8 @@ function initSortable(root) {
 function statusLabel(status) { return String(status).replace(/_/g, " "); }
 
 async function postJSON(url) {
-  const response = await fetch(url, { method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" }, body: "{}" });
+  const csrf = document.querySelector('meta[name="csrf-token"]')?.content || "";
+  const response = await fetch(url, { method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf }, body: "{}" });
   const body = await response.json().catch(() => ({}));
   if (!response.ok) throw new Error(body.error || ("request failed: " + response.status));
   return body;
