@@ -19,10 +19,11 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from lbcloud.adapters.backends.local_carla import JUDGED_ENDINGS, carla_environment, judge_local_carla, keep_recording
 from lbcloud.adapters.backends.local_ports import PortReservation, reserve_port
 from lbcloud.adapters.backends.local_supervisor import (
     GROUPS_FILE,
@@ -31,7 +32,7 @@ from lbcloud.adapters.backends.local_supervisor import (
     RESULT_FILE,
     SupervisorSpec,
 )
-from lbcloud.domain.artifact_keys import RECORDING_MAX_BYTES, LogStream, attempt_log_key, attempt_recording_key
+from lbcloud.domain.artifact_keys import LogStream, attempt_log_key
 from lbcloud.domain.blame import (
     EXIT_AGENT_REJECTED,
     EXIT_FINISHED,
@@ -40,7 +41,6 @@ from lbcloud.domain.blame import (
     EXIT_USAGE,
     Blame,
 )
-from lbcloud.domain.carla import CarlaObservation, Ending, Verdict, judge_carla_attempt, leaderboard_environment
 from lbcloud.domain.errors import InputError, LbcloudError
 from lbcloud.domain.results.model import ResultFormat, RouteRecord, route_id_for
 from lbcloud.domain.results.reader import parse_results
@@ -148,6 +148,7 @@ class LocalBackend:
 
     def _start(self, spec: AttemptSpec, folder: Path, reservation: PortReservation) -> str:
         port = reservation.port
+        carla = spec.track.simulator is SimulatorKind.CARLA
         simulator, evaluator = self._commands(spec, port, folder)
         sup = SupervisorSpec(
             simulator=simulator,
@@ -157,7 +158,11 @@ class LocalBackend:
             silence_timeout_s=spec.track.silence_timeout_s,
             ready_timeout_s=self._ready_timeout,
             grace_s=self._grace,
-            env={"PYTHONUNBUFFERED": "1", "LBCLOUD_ATTEMPT": str(spec.attempt_id), **self._track_env(spec)},
+            env={
+                "PYTHONUNBUFFERED": "1",
+                "LBCLOUD_ATTEMPT": str(spec.attempt_id),
+                **(carla_environment(spec) if carla else {}),
+            },
         )
         (folder / "spec.json").write_text(json.dumps(asdict(sup), indent=2), encoding="utf-8")
         (folder / "attempt.json").write_text(
@@ -182,19 +187,9 @@ class LocalBackend:
         )
         self._tracked[spec.attempt_id] = _Tracked(
             spec.attempt_id, spec.submission_id, folder, spec.repetition, port, process=proc,
-            carla=spec.track.simulator is SimulatorKind.CARLA,
+            carla=carla,
         )  # fmt: skip
         return str(folder)
-
-    @staticmethod
-    def _track_env(spec: AttemptSpec) -> dict[str, str]:
-        """CARLA tracks: the variables the official start-up script gives the agent (docs/carla.md)."""
-        track = spec.track
-        if track.simulator is not SimulatorKind.CARLA:
-            return {}
-        # the local commands name the leaderboard's folders themselves; the rest is per attempt
-        env = leaderboard_environment(track, contents="", routes=track.routes_file, route=spec.route_id)
-        return {k: v for k, v in env.items() if k not in ("CARLA_ROOT", "SCENARIO_RUNNER_ROOT", "LEADERBOARD_ROOT")}
 
     # ------------------------------------------------------------------------------------- polling
     def poll(self) -> list[BackendEvent]:
@@ -272,7 +267,8 @@ class LocalBackend:
         ended_by: str = result["ended_by"]
         code: int | None = result["exit_code"]
         logs = self._read_logs(tracked)
-        self._keep_recording(tracked)
+        if tracked.carla:
+            keep_recording(self._artifacts, tracked.workdir, tracked.submission_id, tracked.attempt_id)
         found = self._record(tracked)
         text, record = found if found is not None else (None, None)
         sim_ratio = None
@@ -286,8 +282,12 @@ class LocalBackend:
                 **more,  # type: ignore[arg-type]
             )  # fmt: skip
 
-        if tracked.carla and ended_by in ("exit", "silence", "budget", "simulator_died"):
-            return self._carla_ended(tracked, result, found, logs, event)
+        if tracked.carla and ended_by in JUDGED_ENDINGS:
+            error = last_error_line(logs.get(LogStream.AGENT.value, b""))
+            ending = judge_local_carla(result, (found[0], found[1].status) if found else None, error)
+            return event(
+                ending.outcome, ending.blame, ending.reason, message=ending.message, record_json=ending.record_json
+            )
         if ended_by in SUPERVISOR_ENDINGS:
             outcome, blame = SUPERVISOR_ENDINGS[ended_by]
             return event(outcome, blame, result["detail"])
@@ -302,51 +302,6 @@ class LocalBackend:
                 reason = f"{reason}: {detail}"
         keep = outcome is AttemptOutcome.RECORD or code == EXIT_SIMULATION_CRASHED
         return event(outcome, blame, reason, message=detail, record_json=text if keep else None)
-
-    @staticmethod
-    def _carla_ended(
-        tracked: _Tracked,
-        result: dict[str, object],
-        found: tuple[str, RouteRecord] | None,
-        logs: dict[str, bytes],
-        event: Callable[..., BackendEvent],
-    ) -> BackendEvent:
-        """A CARLA attempt: simulator death first, then the record, then the official exit codes."""
-        ended_by = str(result["ended_by"])
-        died = result.get("simulator_died_at") is not None or ended_by == "simulator_died"
-        code = result.get("exit_code")
-        ending = {"silence": Ending.SILENCE, "budget": Ending.BUDGET}.get(ended_by, Ending.EXIT)
-        error = last_error_line(logs.get(LogStream.AGENT.value, b""))
-        judged = judge_carla_attempt(
-            CarlaObservation(
-                ending=ending,
-                exit_code=int(code) if isinstance(code, int) else None,
-                record_status=found[1].status if found is not None else None,
-                simulator_death=(f"it exited with code {result.get('simulator_exit_code')}" if died else None),
-                last_error=error,
-            )
-        )
-        if judged.verdict is Verdict.RECORD and found is not None:
-            message = (error or "") if judged.blame is not Blame.NONE else ""
-            return event(AttemptOutcome.RECORD, Blame.NONE, judged.reason, message=message, record_json=found[0])
-        keep = found[0] if found is not None and judged.blame is Blame.SIMULATOR else None
-        return event(AttemptOutcome.FAILED, judged.blame, judged.reason, message=error or "", record_json=keep)
-
-    def _keep_recording(self, tracked: _Tracked) -> None:
-        """The simulator's recorder file of the route (CARLA ``--record={recordings}``), size-capped."""
-        folder = tracked.workdir / "recordings"
-        files = sorted(folder.glob("*.log"), key=lambda p: p.stat().st_mtime) if folder.is_dir() else []
-        if not files:
-            return
-        size = files[-1].stat().st_size
-        if size > RECORDING_MAX_BYTES:
-            log.warning("recording %s is %d bytes, over the cap: not kept", files[-1], size)
-            return
-        key = attempt_recording_key(tracked.submission_id, tracked.attempt_id)
-        try:
-            self._artifacts.put(key, files[-1].read_bytes(), "application/octet-stream")
-        except (LbcloudError, OSError) as err:
-            log.warning("recording not kept: %s", err, extra={"attempt": tracked.attempt_id})
 
     def _record(self, tracked: _Tracked) -> tuple[str, RouteRecord] | None:
         """The checkpoint's single record as a one-record document (``route_id`` set to the task's
