@@ -206,3 +206,9 @@ def test_official_exit_codes_of_a_carla_evaluator(code: int, blame: Blame, recor
     )
     verdict = assess(JOB, [_carla_pod(status)])
     assert (verdict.blame, verdict.record_decides) == (blame, record_decides), verdict.message
+
+
+def test_a_job_failed_on_the_carla_crash_rule_lets_a_final_record_decide() -> None:
+    message = "Container agent for pod lbcloud/p failed with exit code 255 matching FailJob rule at index 4"
+    verdict = assess(job_with({"type": "Failed", "reason": "PodFailurePolicy", "message": message}), [])
+    assert (verdict.blame, verdict.exit_code, verdict.record_decides) == (Blame.SIMULATOR, 255, True)

@@ -43,7 +43,7 @@ from lbcloud.domain.blame import (
     EXIT_USAGE,
     Blame,
 )
-from lbcloud.domain.carla import CarlaObservation, Ending, judge_carla_attempt
+from lbcloud.domain.carla import CARLA_EXIT_CRASHED, CarlaObservation, Ending, judge_carla_attempt
 
 IMAGE_PULL_FATAL = frozenset({"ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"})
 """Waiting reasons that end an attempt: the kubelet already retried (or can never succeed)."""
@@ -364,12 +364,14 @@ def _job_failed(job: Manifest) -> Verdict:
     if reason == "PodFailurePolicy" and match and int(match.group(1)) < len(POD_FAILURE_RULES):
         rule = POD_FAILURE_RULES[int(match.group(1))]
         code = re.search(r"exit code (\d+)", message)
+        exit_code = int(code.group(1)) if code else None
         return Verdict(
             Phase.FAILED,
             f"{rule.reason} ({message})",
             rule.blame,
-            exit_code=int(code.group(1)) if code else None,
+            exit_code=exit_code,
             preempted=rule.disruption,
+            record_decides=exit_code == CARLA_EXIT_CRASHED,
         )
     if reason == "DeadlineExceeded":
         return Verdict(Phase.FAILED, f"the Job ran past its deadline: {message}", Blame.AGENT)

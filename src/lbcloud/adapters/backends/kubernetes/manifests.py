@@ -39,6 +39,7 @@ from lbcloud.domain.blame import (
     EXIT_USAGE,
     Blame,
 )
+from lbcloud.domain.carla import CARLA_EXIT_CRASHED
 from lbcloud.domain.errors import ConfigError
 from lbcloud.domain.submissions import AgentKind
 from lbcloud.domain.tracks import SimulatorKind, Track
@@ -121,6 +122,12 @@ POD_FAILURE_RULES: tuple[FailureRule, ...] = (
     ),
     FailureRule(Blame.INFRASTRUCTURE, "the evaluator was started with a wrong command line", exit_codes=(EXIT_USAGE,)),
     FailureRule(Blame.INFRASTRUCTURE, "the pod was evicted or preempted", disruption=True),
+    # appended last, so the indices of Jobs created before it still mean what they meant
+    FailureRule(
+        Blame.SIMULATOR,
+        "the CARLA evaluator reported a crash (exit 255; a rejected agent's record, if any, decides)",
+        exit_codes=(CARLA_EXIT_CRASHED,),
+    ),
 )
 """Index ``i`` here is rule ``i`` of every Job's ``podFailurePolicy`` (blame.py reads it back)."""
 
