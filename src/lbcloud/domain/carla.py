@@ -41,10 +41,6 @@ DEFAULT_CODENAME = "SENSORS"
 CODENAMES = ("SENSORS", "MAP", "SENSORS_QUALIFIER", "MAP_QUALIFIER")
 """``leaderboard.autoagents.autonomous_agent.Track`` (2.x; 1.0 knows only SENSORS and MAP)."""
 
-SIMULATOR_DEATH_GRACE_S = 5.0
-"""How long the evaluator may still run after the simulator died before it is stopped
-(the official cloud's simulator watcher polls every 5 s)."""
-
 
 class Ending(StrEnum):
     """What ended the evaluator, as the supervising side saw it."""
