@@ -212,3 +212,15 @@ def test_a_job_failed_on_the_carla_crash_rule_lets_a_final_record_decide() -> No
     message = "Container agent for pod lbcloud/p failed with exit code 255 matching FailJob rule at index 4"
     verdict = assess(job_with({"type": "Failed", "reason": "PodFailurePolicy", "message": message}), [])
     assert (verdict.blame, verdict.exit_code, verdict.record_decides) == (Blame.SIMULATOR, 255, True)
+
+
+def test_any_tracks_simulator_that_died_first_is_blamed_before_the_agents_exit() -> None:
+    status = _carla_status(
+        _ended("agent", 1, "2026-01-01T00:05:00Z"), _ended("simulator", 139, "2026-01-01T00:04:58Z")
+    )
+    verdict = assess(JOB, [pod(status)])  # a SUMO pod: no CARLA annotation
+    assert (verdict.blame, verdict.simulator_died) == (Blame.SIMULATOR, True)
+    oom = _ended("simulator", 137, "2026-01-01T00:04:58Z", reason="OOMKilled")
+    assert assess(JOB, [pod(_carla_status(_ended("agent", 1, "2026-01-01T00:05:00Z"), oom))]).blame is (
+        Blame.INFRASTRUCTURE
+    )

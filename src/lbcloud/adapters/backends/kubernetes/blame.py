@@ -247,11 +247,11 @@ def simulator_death(pod: Manifest) -> tuple[str | None, bool]:
     return None, False
 
 
-def _carla_failure(pod: Manifest, *, deadline: bool = False) -> Verdict | None:
+def _carla_failure(pod: Manifest) -> Verdict | None:
     """A CARLA pod's failure: simulator death first, then the official evaluator's exit codes."""
     death, oom = simulator_death(pod)
     agent = _terminated(_status_of(pod, AGENT))
-    if death is None and not deadline:
+    if death is None:
         if agent is None:
             return None
         if agent.get("reason") == "OOMKilled":
@@ -266,12 +266,10 @@ def _carla_failure(pod: Manifest, *, deadline: bool = False) -> Verdict | None:
             blame, text = exit_code_failure(code)
             return Verdict(Phase.FAILED, text, blame, exit_code=code)
     code_seen = int(agent.get("exitCode", 1)) if agent is not None else None
-    ending = Ending.BUDGET if deadline else Ending.SILENCE if code_seen == EXIT_AGENT_SILENT else Ending.EXIT
+    ending = Ending.SILENCE if code_seen == EXIT_AGENT_SILENT else Ending.EXIT
     judged = judge_carla_attempt(
         CarlaObservation(ending=ending, exit_code=code_seen, simulator_death=death, simulator_oom=oom)
     )
-    if deadline and death is None:
-        return None  # the generic deadline verdict says who held the pod up
     return Verdict(
         Phase.FAILED,
         judged.reason,
@@ -346,9 +344,17 @@ def _pod_failed(pod: Manifest) -> Verdict:
     disruption = _disruption(pod)
     if disruption is not None:
         return disruption
+    died, oom = simulator_death(pod)
+    if died is not None:  # first: whatever the agent did after the simulator died follows from it
+        blame = Blame.INFRASTRUCTURE if oom else Blame.SIMULATOR
+        code = _terminated(_status_of(pod, AGENT))
+        exit_code = int(code.get("exitCode", 1)) if code is not None else None
+        return Verdict(
+            Phase.FAILED, f"the simulator died during the route: {died}", blame, exit_code=exit_code,
+            simulator_died=True,
+        )  # fmt: skip
     if _get(pod, "status", "reason") == "DeadlineExceeded":
-        death = _carla_failure(pod, deadline=True) if _is_carla(pod) else None
-        return death or _deadline(pod)
+        return _deadline(pod)
     failure = _container_failure(pod)
     if failure is not None:
         return failure
