@@ -224,3 +224,10 @@ def test_any_tracks_simulator_that_died_first_is_blamed_before_the_agents_exit()
     assert assess(JOB, [pod(_carla_status(_ended("agent", 1, "2026-01-01T00:05:00Z"), oom))]).blame is (
         Blame.INFRASTRUCTURE
     )
+
+
+def test_a_sidecar_simulator_that_restarted_before_the_agent_started_did_not_interrupt_the_route() -> None:
+    agent = _ended("agent", 0, "2026-01-01T00:05:00Z")
+    agent["state"]["terminated"]["startedAt"] = "2026-01-01T00:02:00Z"  # type: ignore[index]
+    simulator = _ended("simulator", 139, "2026-01-01T00:01:00Z", restarts=1)
+    assert assess(JOB, [_carla_pod(_carla_status(agent, simulator))]).phase is Phase.SUCCEEDED

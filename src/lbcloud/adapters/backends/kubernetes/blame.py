@@ -222,13 +222,18 @@ def simulator_death(pod: Manifest) -> tuple[str | None, bool]:
     """Whether the simulator died while the agent still ran: (a sentence or None, killed for memory).
 
     The simulator's wrapper exits 0 whenever lbcloud or the kubelet stopped it, so a non-zero end
-    or a restart (native sidecars are restarted) is a death; one that came after the agent had
-    ended (a crash while shutting down) does not count."""
+    or a restart (native sidecars are restarted) is a death. One before the agent started (a
+    sidecar restarted while starting up, then ready) or after it ended (a crash while shutting
+    down) did not interrupt the route and does not count."""
     status = _status_of(pod, SIMULATOR)
     if status is None:
         return None, False
-    agent = _terminated(_status_of(pod, AGENT))
+    agent_status = _status_of(pod, AGENT)
+    agent = _terminated(agent_status)
     agent_end = str(agent.get("finishedAt") or "") if agent else ""
+    agent_start = str(
+        (agent or {}).get("startedAt") or _get(agent_status, "state", "running", "startedAt") or ""
+    )
     candidates = []
     if int(status.get("restartCount") or 0) > 0 and _get(status, "lastState", "terminated"):
         candidates.append((dict(_get(status, "lastState", "terminated")), True))
@@ -240,8 +245,8 @@ def simulator_death(pod: Manifest) -> tuple[str | None, bool]:
         if code == 0 and not restarted and not oom:
             continue
         ended = str(term.get("finishedAt") or "")
-        if agent_end and ended and ended > agent_end:
-            continue  # after the route: not what ended it
+        if ended and ((agent_end and ended > agent_end) or (agent_start and ended < agent_start)):
+            continue  # outside the route: not what ended it
         what = "was killed for memory" if oom else f"exited with code {code}"
         return f"the simulator {what}" + (" and was restarted" if restarted else ""), oom
     return None, False

@@ -89,6 +89,7 @@ SIMSTATE_DIR = "/lbcloud/simstate"
 """Written by the simulator's wrapper only (read-only for the agent): it cannot be forged."""
 SIMULATOR_STARTED_FILE = f"{SIMSTATE_DIR}/simulator.started"
 SIMULATOR_DIED_FILE = f"{SIMSTATE_DIR}/simulator.exit"
+EVALUATOR_STARTED_FILE = f"{RUN_DIR}/evaluator.started"
 RECORDINGS_DIR = "/lbcloud/recordings"
 """Where CARLA writes ``--record`` files (the server writes them, so the simulator mounts it)."""
 SIMULATOR_KIND_ANNOTATION = "lbcloud.io/simulator"
@@ -383,6 +384,9 @@ def agent_script(spec: AttemptSpec, *, co_container: bool, gpu_handoff: bool) ->
             "done",
             "started=$(date +%s)",
             f"while [ ! -f {SIMULATOR_READY_FILE} ]; do",
+            f"  if [ -f {SIMULATOR_DIED_FILE} ]; then",
+            f"    echo 'lbcloud: the simulator died before it was ready' >&2; echo 5 > {AGENT_EXIT_FILE}; exit 5",
+            "  fi",
             f'  if [ $(($(date +%s) - started)) -ge {waits} ]; then',
             f"    echo 'lbcloud: simulator not ready after {waits} s' >&2; echo 5 > {AGENT_EXIT_FILE}; exit 5",
             "  fi; sleep 0.2 2>/dev/null || sleep 1",
@@ -396,6 +400,7 @@ def agent_script(spec: AttemptSpec, *, co_container: bool, gpu_handoff: bool) ->
     ]
     silence = max(1, math.ceil(spec.track.silence_timeout_s))
     lines += [
+        f"touch {EVALUATOR_STARTED_FILE}  # a simulator death older than this did not hit this evaluator",
         f"{command} >> {log} 2>&1 &",
         "pid=$!",
         f"tail -n +1 -f {log} 2>/dev/null &  # mirror to the container's stdout (kubectl logs)",
@@ -408,7 +413,7 @@ def agent_script(spec: AttemptSpec, *, co_container: bool, gpu_handoff: bool) ->
         "# an agent silent for the track's silence timeout is hung: stop it (the reference's watchdog)",
         "quiet=0; last=-1; simdied=0",
         'while kill -0 "$pid" 2>/dev/null; do',
-        f"  if [ -f {SIMULATOR_DIED_FILE} ]; then",
+        f"  if [ -f {SIMULATOR_DIED_FILE} ] && [ {SIMULATOR_DIED_FILE} -nt {EVALUATOR_STARTED_FILE} ]; then",
         "    # the evaluator would block on every call for its client timeout: stop it now",
         f'    echo "lbcloud: the simulator died (exit $(cat {SIMULATOR_DIED_FILE})); stopping the evaluator" >> {log}',
         "    simdied=1; stop_evaluator; break",
