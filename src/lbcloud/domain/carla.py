@@ -7,6 +7,8 @@ leaderboard-1.0/2.0/2.1) does not use lbcloud's evaluator exit codes 3/4/5. It e
 - ``1`` for an uncaught error (the simulator unreachable at start, the agent module not importable);
 - ``0`` otherwise, including an agent that could not be set up or crashed (written into the record).
 
+(1.0 prints most uncaught errors and exits 0; it exits 1 only when the evaluator cannot be built.)
+
 After the simulator dies, the evaluator blocks on every RPC for its client timeout, so what it does
 next (exit 255, exit 1, silence, running past a deadline) says little. The judgement therefore looks
 at the observations in this order:
