@@ -203,6 +203,7 @@ def bench_concurrent(seeds: int, slots: int) -> dict[str, float]:
     ref_ratio: list[float] = []
     done: dict[str, list[float]] = {gate: [] for gate in GATES}
     done_ref: list[float] = []
+    per_team: dict[str, list[list[float]]] = {t: [[], [], [], []] for t in "ABC"}  # waits and results
     for seed in range(seeds):
         rng = random.Random(10_000 + seed)
         subs = [Sub(i + 1, teams[i], i * 600.0, tuple(draw_durations(rng))) for i in range(5)]
@@ -212,6 +213,12 @@ def bench_concurrent(seeds: int, slots: int) -> dict[str, float]:
             ratios[gate].append(max(e for _, e in ours.values()) / bound)
             done[gate].extend((ours[s.sid][1] - s.arrival) / 3600 for s in subs)
         ref = simulate_reference(subs, slots)
+        for s in subs:
+            lists = per_team[s.team]
+            lists[0].append((ours[s.sid][0] - s.arrival) / 3600)  # ours: the last gate, work-conserving
+            lists[1].append((ref[s.sid][0] - s.arrival) / 3600)
+            lists[2].append((ours[s.sid][1] - s.arrival) / 3600)
+            lists[3].append((ref[s.sid][1] - s.arrival) / 3600)
         ref_ratio.append(max(e for _, e in ref.values()) / bound)
         done_ref.extend((ref[s.sid][1] - s.arrival) / 3600 for s in subs)
     print(f"(b) 5 submissions from 3 teams (A, A, B, B, C; 10 min apart), {slots} slots, {seeds} seeds")
@@ -227,6 +234,14 @@ def bench_concurrent(seeds: int, slots: int) -> dict[str, float]:
         + ", ".join(f"{GATE_NAMES[g]} {statistics.mean(done[g]):.2f} h" for g in GATES)
         + f", reference {statistics.mean(done_ref):.2f} h"
     )
+    print(
+        "    per team, mean hours: wait for the first route (lbcloud / reference), time to result (lbcloud / reference)"
+    )
+    for team, (wait, wait_ref, result, result_ref) in per_team.items():
+        print(
+            f"      team {team}: {statistics.mean(wait):6.2f} / {statistics.mean(wait_ref):6.2f}"
+            f"    {statistics.mean(result):6.2f} / {statistics.mean(result_ref):6.2f}"
+        )
     return {gate: statistics.mean(xs) for gate, xs in ratios.items()}
 
 

@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from lbcloud.domain.errors import ConfigError
+from lbcloud.domain.limits import SubmissionLimits
 from lbcloud.domain.tracks import (
     ContainerImages,
     LocalCommands,
@@ -47,6 +48,9 @@ def _sumo_local_commands() -> LocalCommands:
             "--agent", "{agent}", "--agent-config", "{agent_config}",
             "--routes", "{routes}", "--routes-subset", "{route}", "--repetitions", "{repetitions}",
             "--checkpoint", "{checkpoint}", "--port", "{port}", "--seed", "{seed}", "--scorer", "{scorer}",
+            "--agent-sandbox", "{agent_sandbox}", "--agent-memory-mb", "{agent_memory_mb}",
+            "--agent-pids", "{agent_pids}", "--agent-cpu-s", "{agent_cpu_s}", "--agent-disk-mb", "{agent_disk_mb}",
+            "--agent-log-bytes", "{agent_log_bytes}",
         ),
     )  # fmt: skip
 
@@ -92,6 +96,14 @@ class QualificationSettings(BaseModel):
     thresholds: dict[str, float]
 
 
+class LimitsSettings(BaseModel):
+    """Submissions a team may make to a track (unset: no limit)."""
+
+    per_day: int | None = Field(default=None, ge=1, description="Per rolling 24 hours")
+    total: int | None = Field(default=None, ge=1, description="In total")
+    concurrent: int | None = Field(default=None, ge=1, description="Being evaluated at once")
+
+
 class TrackSettings(BaseModel):
     """A track as written in settings (see :class:`lbcloud.domain.tracks.Track`)."""
 
@@ -118,6 +130,7 @@ class TrackSettings(BaseModel):
     qualification: QualificationSettings | None = None
     seed: int = 0
     description: str = ""
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
 
     def to_track(self) -> Track:
         pool = self.pool
@@ -169,6 +182,7 @@ class TrackSettings(BaseModel):
             else None,
             seed=self.seed,
             description=self.description,
+            limits=SubmissionLimits(self.limits.per_day, self.limits.total, self.limits.concurrent),
         )
 
 
@@ -180,7 +194,8 @@ def default_tracks() -> list[TrackSettings]:
         contents="lbcloud:latest",
         simulator="lbcloud:latest",
         simulator_command=["lbcloud", "track", "sumo", "simulator", "--port", "{port}"],
-        evaluator_command=["lbcloud", *local.evaluator[3:]],
+        # the pod's container has its own limits: the local backend's agent sandbox flags stay local
+        evaluator_command=["lbcloud", *local.evaluator[3 : local.evaluator.index("--agent-sandbox")]],
         contents_paths=["/opt/lbcloud-track"],
         simulator_port=8813,
     )
@@ -221,10 +236,26 @@ class LocalBackendSettings(BaseModel):
         default=(21000, 21999), description="Simulator ports [low, high], reserved host-wide per attempt."
     )
     cancel_grace_s: float = Field(default=1.5, ge=0.0)
+    standby_attempts: int = Field(
+        default=1, ge=0, le=8,
+        description="Attempts prepared ahead (supervisor + fresh simulator started while routes run); 0: none.",
+    )  # fmt: skip
     port_lock_dir: str | None = Field(
         default=None, description="Host-wide port reservation folder (default: $TMPDIR/lbcloud-ports); share it "
         "between every lbcloud install on the host.",
     )  # fmt: skip
+    agent_sandbox: Literal["auto", "bwrap", "none"] = Field(
+        default="auto", description="auto: bubblewrap where it works; bwrap: required; none: plain processes."
+    )
+    allow_unsandboxed_agents: bool = Field(
+        default=False, description="Accept agent files although no sandbox works here (agents can then read it all)."
+    )
+    agent_memory_mb: int = Field(default=4096, ge=64, description="Address space per agent process.")
+    agent_pids: int = Field(default=128, ge=8, description="Processes and threads per agent.")
+    agent_cpu_s: int = Field(default=3600, ge=10, description="CPU seconds per agent process.")
+    agent_disk_mb: int = Field(default=512, ge=1, description="Writable space of a sandboxed agent; largest file.")
+    log_limit_bytes: int = Field(default=8 * 1024 * 1024, ge=4096, description="Kept per log of an attempt.")
+    min_free_mb: int = Field(default=1024, ge=0, description="No attempt starts with less free space in workdir.")
 
     @field_validator("port_range")
     @classmethod
@@ -314,12 +345,48 @@ class SQSSettings(BaseModel):
     retry_visibility_s: int = Field(default=30, description="When a message returns after EvalAI was unreachable.")
 
 
+class TeamProfile(BaseModel):
+    """What the leaderboard shows about a team beyond its name."""
+
+    affiliation: str | None = None
+    method_url: str | None = Field(default=None, description="The method's paper or code (http or https URL)")
+
+    @field_validator("method_url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("https://", "http://")):
+            raise ValueError(f"method_url must start with https:// or http://, not {url!r}")
+        return url
+
+
+class Deadline(BaseModel):
+    name: str
+    at: str = Field(description="When, as shown (e.g. 2027-05-31 23:59 UTC)")
+
+
+class ChallengeSettings(BaseModel):
+    """The challenge overview page (``/challenge``)."""
+
+    title: str = "Autonomous driving leaderboard"
+    description: str = Field(
+        default="Submit an autonomous-driving agent; it is evaluated route by route in a closed-loop simulator "
+        "and scored exactly as the official leaderboard does.",
+        description="One or two paragraphs (plain text)",
+    )
+    rules: list[str] = Field(default_factory=list, description="One line per rule")
+    deadlines: list[Deadline] = Field(default_factory=list)
+
+
 class WebSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     operator_token: str | None = None
     team_tokens: dict[str, str] = Field(default_factory=dict, description="team name -> API token")
     public_url: str | None = None
+    team_profiles: dict[str, TeamProfile] = Field(
+        default_factory=dict, description="team name -> affiliation and method link shown on the leaderboard"
+    )
+    challenge: ChallengeSettings = Field(default_factory=ChallengeSettings)
     max_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="Largest request body the API and forms accept (413 beyond)."
     )

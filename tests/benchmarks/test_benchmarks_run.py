@@ -24,9 +24,20 @@ SMALL_RUNS = {
         [r"reference static split\s+mean [\d.]+", r"makespan / lower bound: lbcloud [\d.]+, reference [\d.]+"],
     ),
     "results": (["--sizes", "20,200"], [r"merge files \+ global record\s+[\d.]+ s\s+[\d,]+ records/s"]),
+    "dispatcher_loop": (
+        ["--live", "8", "--idle-seconds", "1", "--burst", "20", "--routes", "3", "--route-seconds", "0.2,0.5"],
+        [r"idle tick CPU: [\d.]+ % of a core", r"collection stall: longest \d+ ms"],
+    ),
     "store": (["--tasks", "100", "--transitions", "50"], [r"claim \(two racing\)\s+200 tries.*none twice"]),
     "k8s": (["--attempts", "10", "--seconds", "1"], [r"route task ready -> Job created .*n=10 median [\d.]+ ms"]),
     "evalai": (["--routes", "3", "--route-interval", "10"], [r"EvalAI requests for one 3-route submission"]),
+    "agent_boundary": (
+        ["--routes", "sumo-dev", "--subset", "0", "--starts", "2"],
+        [
+            r"agent host\s+sim/wall\s+[\d.]+x\s+[\d.]+ ms/step\s+boundary [+-][\d.]+ ms/step",
+            r"agent start to setup\(\) answered, agent host\s+median\s+[\d.]+ ms",
+        ],
+    ),
 }
 
 

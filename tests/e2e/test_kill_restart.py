@@ -7,9 +7,9 @@ Each run kills ``LBCLOUD_FAULT_KILLS`` times (default 2; the acceptance runs use
 
 from __future__ import annotations
 
-import json
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from lbcloud.domain.artifact_keys import LogStream, attempt_log_key
 from lbcloud.domain.blame import Blame
 from lbcloud.domain.submissions import SubmissionStatus
 from lbcloud.domain.tasks import AttemptOutcome, RouteTaskStatus
@@ -149,11 +150,13 @@ def test_two_installs_with_the_same_settings_on_one_host_never_share_a_simulator
             attempts = system.store.attempts(submission_id=sid)
             assert not [a for a in attempts if a.blame is Blame.SIMULATOR], "no simulator faults"
             assert system.store.get_submission(sid).status is S.FINISHED
-        for folder in (data / "attempts").glob("attempt-*"):
-            port = json.loads((folder / "spec.json").read_text())["port"]
-            result = json.loads((folder / "result.json").read_text())
-            spans.append((port, result["started_at"], result["ended_at"], f"{data.name}/{folder.name}"))
-    assert len(spans) == 18
+            for attempt in attempts:
+                log = system.artifacts.get(attempt_log_key(sid, attempt.id, LogStream.LBCLOUD)).decode()
+                found = re.search(r"waiting for port (\d+)", log)
+                assert found is not None and attempt.ended_at is not None, log
+                span = (attempt.created_at.timestamp(), attempt.ended_at.timestamp())
+                spans.append((int(found.group(1)), *span, f"{data.name}/attempt-{attempt.id}"))
+    assert len(spans) >= 18
     for i, (port, start, end, name) in enumerate(spans):
         for other_port, other_start, other_end, other in spans[i + 1 :]:
             overlap = start < other_end and other_start < end

@@ -100,6 +100,9 @@ def test_with_a_strict_gate_the_smoke_route_runs_first_then_longest_first_and_th
     manifest = json.loads(artifacts.get(manifest_key(sid)))
     assert manifest["scorer"] == "lb2.0" and manifest["routes_file_hash"].startswith("sha256:")
     assert [r["route"] for r in manifest["routes"]] == ["0", "1", "2"]
+    # the manifest is public once finished: no absolute paths of the server in it
+    assert "/" not in manifest["routes_file"] and "/" not in manifest["agent"]["ref"]
+    assert manifest["agent"]["digest"]
 
 
 def test_with_a_strict_gate_an_agent_failing_the_smoke_route_fails_fast_and_other_routes_never_run(

@@ -50,8 +50,13 @@ def _digest_path(path: Path) -> str:
 class AgentChecker:
     """Implements :class:`lbcloud.services.intake.AgentInspector` for local paths and images."""
 
-    def __init__(self, allowed_registries: Sequence[str] = ()) -> None:
+    def __init__(self, allowed_registries: Sequence[str] = (), *, local_agents_refused: str | None = None) -> None:
         self._allowed = tuple(r.rstrip("/") for r in allowed_registries)
+        self._local_refused = local_agents_refused
+
+    def _refuse_unsandboxed(self, agent: AgentRef) -> None:
+        if self._local_refused is not None:
+            raise InputError(f"agent {agent.ref!r}: {self._local_refused}")
 
     def inspect(self, agent: AgentRef) -> AgentRef:
         if agent.kind is AgentKind.LOCAL:
@@ -59,6 +64,7 @@ class AgentChecker:
         return self._image(agent)
 
     def _local(self, agent: AgentRef) -> AgentRef:
+        self._refuse_unsandboxed(agent)
         path, _ = split_local_agent(agent.ref)
         if not path.exists():
             raise InputError(f"agent {agent.ref!r}: {path} does not exist")

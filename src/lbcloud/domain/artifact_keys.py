@@ -4,6 +4,7 @@
 submissions/<id>/routes/<RouteScenario_<route>_rep<r>>.json     the route record as the evaluator wrote it
 submissions/<id>/attempts/<attempt>/<stream>.log                 simulator / agent / lbcloud logs
 submissions/<id>/attempts/<attempt>/recording.log               CARLA's recorder file of the route (size-capped)
+submissions/<id>/attempts/<attempt>/timeline.json                route completion over time, infraction times
 submissions/<id>/merged.json                                     latest merged results (leaderboard format)
 submissions/<id>/evalai/{results.json,stdout.txt,metadata.json}  EvalAI-format files
 submissions/<id>/manifest.json                                   reproducibility manifest
@@ -40,6 +41,10 @@ RECORDING_MAX_BYTES = 256 << 20
 def attempt_recording_key(submission_id: int, attempt_id: int) -> str:
     """The simulator's recording of an attempt's route (CARLA ``--record``), replayable in CARLA."""
     return f"submissions/{submission_id}/attempts/{attempt_id}/recording.log"
+
+
+def attempt_timeline_key(submission_id: int, attempt_id: int) -> str:
+    return f"submissions/{submission_id}/attempts/{attempt_id}/timeline.json"
 
 
 def merged_key(submission_id: int) -> str:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from lbcloud.domain.errors import ConfigError
+from lbcloud.domain.limits import SubmissionLimits
 
 TRACK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
@@ -37,7 +38,9 @@ class LocalCommands:
 
     Each command is an argv list whose items may contain the placeholders ``{port}``, ``{routes}``,
     ``{route}`` (a one-route subset), ``{repetitions}``, ``{checkpoint}``, ``{agent}``,
-    ``{agent_config}``, ``{seed}`` and ``{workdir}``.
+    ``{agent_config}``, ``{seed}``, ``{workdir}``, and the local backend's agent policy
+    (``{agent_sandbox}``, ``{agent_memory_mb}``, ``{agent_pids}``, ``{agent_cpu_s}``, ``{agent_disk_mb}``,
+    ``{agent_log_bytes}``).
     """
 
     simulator: tuple[str, ...]
@@ -133,6 +136,7 @@ class Track:
     qualification: Qualification | None = None
     seed: int = 0
     description: str = ""
+    limits: SubmissionLimits = field(default_factory=SubmissionLimits)
 
     def __post_init__(self) -> None:
         if not TRACK_NAME.match(self.name):

@@ -35,14 +35,25 @@ def build_backend(system: System) -> AttemptBackend:
 
         return build_kubernetes_backend(system)
     from lbcloud.adapters.backends.local import LocalBackend
+    from lbcloud.adapters.backends.local_privileges import AgentPolicy
+    from lbcloud.entrypoints.wiring import local_sandbox_warning
 
     workdir = Path(settings.local.workdir) if settings.local.workdir else settings.data_path / "attempts"
+    local = settings.local
+    policy = AgentPolicy(
+        sandbox=local.agent_sandbox, memory_mb=local.agent_memory_mb, pids=local.agent_pids,
+        cpu_s=local.agent_cpu_s, disk_mb=local.agent_disk_mb, log_limit_bytes=local.log_limit_bytes,
+        min_free_mb=local.min_free_mb,
+    )  # fmt: skip
     return LocalBackend(
         workdir.resolve(),
         system.artifacts,
         port_range=settings.local.port_range,
         port_lock_dir=Path(settings.local.port_lock_dir) if settings.local.port_lock_dir else None,
+        standby=settings.local.standby_attempts,
         cancel_grace_s=settings.local.cancel_grace_s,
+        policy=policy,
+        sandbox_warning=local_sandbox_warning(settings),
     )
 
 

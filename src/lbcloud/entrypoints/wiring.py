@@ -58,6 +58,33 @@ class System:
             closer()
 
 
+def local_sandbox_warning(settings: Settings) -> str | None:
+    """What to say at startup when the local backend cannot sandbox agents (None when it can)."""
+    from lbcloud.tracks.sumo.agent_sandbox import SandboxMode, sandbox_status
+
+    status = sandbox_status(SandboxMode(settings.local.agent_sandbox))
+    if status.sandboxed:
+        return None
+    if settings.local.allow_unsandboxed_agents:
+        return f"{status.detail}; agent files run unsandboxed (local.allow_unsandboxed_agents is set)"
+    return f"{status.detail}; agent files are refused (set local.allow_unsandboxed_agents to accept them)"
+
+
+def local_agents_refusal(settings: Settings) -> str | None:
+    """Why agent files must be refused at intake (no working sandbox, no opt-in), or None."""
+    if settings.backend != "local" or settings.local.allow_unsandboxed_agents:
+        return None
+    from lbcloud.tracks.sumo.agent_sandbox import SandboxMode, sandbox_status
+
+    status = sandbox_status(SandboxMode(settings.local.agent_sandbox))
+    if status.sandboxed:
+        return None
+    return (
+        f"this server cannot sandbox agent files ({status.detail}); the operator must set "
+        "local.allow_unsandboxed_agents to accept them"
+    )
+
+
 def build_system(settings: Settings, *, metrics: MetricsRecorder | None = None) -> System:
     """Open the state store (running migrations) and the artifact store; no threads are started."""
     from lbcloud.adapters.artifacts import open_artifact_store
@@ -72,7 +99,10 @@ def build_system(settings: Settings, *, metrics: MetricsRecorder | None = None) 
         sync(list(tracks.values()))
     spool = settings.artifacts.spool_dir or str(settings.data_path / "outbox")
     artifacts = open_artifact_store(settings.effective_artifacts_url, settings.artifacts, spool_dir=spool)
-    checker = AgentChecker(settings.evalai.allowed_registries or settings.kubernetes.allowed_registries)
+    checker = AgentChecker(
+        settings.evalai.allowed_registries or settings.kubernetes.allowed_registries,
+        local_agents_refused=local_agents_refusal(settings),
+    )
     intake = Intake(store, tracks, checker)
     return System(
         settings=settings,

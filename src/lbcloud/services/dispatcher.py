@@ -46,6 +46,7 @@ from lbcloud.domain.blame import Blame, Failure, blame_of_record_status, should_
 from lbcloud.domain.errors import LbcloudError, Unavailable
 from lbcloud.domain.results.evalai_format import stdout_summary
 from lbcloud.domain.results.reader import parse_results
+from lbcloud.domain.results.validation import RecordRefused, validate_route_record
 from lbcloud.domain.submissions import Submission, SubmissionStatus
 from lbcloud.domain.tasks import Attempt, AttemptOutcome, AttemptStatus, NewRouteTask, RouteTask, RouteTaskStatus
 from lbcloud.domain.tracks import Track
@@ -72,7 +73,7 @@ log = logging.getLogger(__name__)
 TYPICAL_SPEED_M_S = 6.0
 TERMINAL_SCAN_S = 2.0
 PLAN_PER_TICK = 25  # submissions planned per tick at most
-PLAN_BUDGET_S = 0.1  # and no longer than this per tick
+PLAN_BUDGET_S = 0.05  # and no longer than this per tick
 
 
 @dataclass
@@ -147,6 +148,7 @@ class Dispatcher(Launching):
         self.speculate = speculate  # work-conserving smoke gate (False: strict gate)
         self.speculative: dict[int, int] = {}
         self.preempted: set[int] = set()
+        self.queue_settled = False
         self._last_lease_renewal = 0.0
         self._last_terminal_scan = -1e9
         self._recovered = False
@@ -214,6 +216,8 @@ class Dispatcher(Launching):
                 report.planned = self._plan_submissions()
             report.cancelled = self._stop_cancelled(view.live)
             report.ended = self._collect(self.backend.poll())
+            if report.planned or report.ended:
+                self.queue_settled = False  # new or returned work may need a speculative slot
             live = [la for la in view.live if la.attempt.id not in self._ended_this_tick]
             report.launched = self._launch(live)
             self._renew_leases()
@@ -353,6 +357,7 @@ class Dispatcher(Launching):
         # crash between the ending and its publication) get it; a scan every couple of seconds is enough
         if now - self._last_terminal_scan >= TERMINAL_SCAN_S:
             self._last_terminal_scan = now
+            self.queue_settled = False  # and look again for work another dispatcher queued
             for submission in self.store.unpublished_finals(limit=1000):
                 if self._ended_notified.get(submission.id) != submission.updated_at:
                     self._refresh(submission.id)
@@ -416,6 +421,16 @@ class Dispatcher(Launching):
         blame = event.blame
         reason = event.reason
         record = event.record_json
+        if record:
+            try:  # nothing counts before it is checked against the task and re-scored
+                validate_route_record(record, route_id=task.route_id, repetition=task.repetition, scorer=track.scorer)
+            except RecordRefused as err:
+                outcome, blame, reason, record = (
+                    AttemptOutcome.FAILED,
+                    Blame.AGENT,
+                    f"route record refused: {err}",
+                    None,
+                )
         if outcome is AttemptOutcome.RECORD and record:
             status = self._record_status(record)
             blame = blame_of_record_status(status) if blame is Blame.NONE else blame

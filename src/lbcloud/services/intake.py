@@ -7,17 +7,22 @@ Local CLI/API submissions, EvalAI and SQS deliveries all come through :meth:`Int
 - ``external_id`` (e.g. the EvalAI submission pk) makes a delivery idempotent: a duplicate returns
   the existing row with ``created=False``;
 - a local submission whose agent content is identical to an active one of the same team and track
-  is refused as a duplicate.
+  is refused as a duplicate;
+- the track's submission limits (per day, in total, at once; :mod:`lbcloud.domain.limits`) are
+  enforced per team, with a message saying which limit and when the next submission is possible.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Protocol
 
+from lbcloud.domain.blame import Blame
 from lbcloud.domain.errors import Conflict, InputError
+from lbcloud.domain.limits import LimitUsage, limit_usage
 from lbcloud.domain.submissions import (
     AgentRef,
     NewSubmission,
@@ -53,10 +58,17 @@ class AgentInspector(Protocol):
 class Intake:
     """Validates and records submissions."""
 
-    def __init__(self, store: StateStore, tracks: Mapping[str, Track], inspector: AgentInspector) -> None:
+    def __init__(
+        self,
+        store: StateStore,
+        tracks: Mapping[str, Track],
+        inspector: AgentInspector,
+        now: Callable[[], datetime] | None = None,
+    ) -> None:
         self._store = store
         self._tracks = tracks
         self._inspector = inspector
+        self._now = now or (lambda: datetime.now(UTC))
 
     def track(self, name: str) -> Track:
         if name not in self._tracks:
@@ -79,6 +91,7 @@ class Intake:
         track = self.track(new.track)
         agent = self._inspector.inspect(new.agent)
         self._check_qualification(team, track)
+        self._check_limits(team, track)
         if new.source is SourceKind.LOCAL and agent.digest:
             self._check_duplicate(team, track.name, agent)
         submission, created = self._store.create_submission(replace(new, team=team, agent=agent))
@@ -88,6 +101,23 @@ class Intake:
             )
             log.info("submission recorded", extra={"submission": submission.id, "team": team, "track": track.name})
         return submission, created
+
+    def limit_usage(self, team: str, track: Track) -> LimitUsage:
+        """How much of ``track``'s submission limits ``team`` has used now."""
+        subs = self._store.list_submissions(track=track.name, team=team, limit=100_000)
+        platform_failed = {s.id for s in subs if s.status is SubmissionStatus.FAILED and self._platform_failed(s.id)}
+        return limit_usage(track.limits, subs, platform_failed, self._now())
+
+    def _platform_failed(self, submission_id: int) -> bool:
+        blames = {t.blame for t in self._store.route_tasks(submission_id)}
+        return Blame.AGENT not in blames and bool(blames & {Blame.SIMULATOR, Blame.INFRASTRUCTURE})
+
+    def _check_limits(self, team: str, track: Track) -> None:
+        if not track.limits.any:
+            return
+        refusal = self.limit_usage(team, track).refusal(team, track.name)
+        if refusal:
+            raise Conflict(f"submission refused: {refusal}")
 
     def _check_qualification(self, team: str, track: Track) -> None:
         gate = track.qualification

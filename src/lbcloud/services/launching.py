@@ -58,6 +58,7 @@ class Launching:
     team_limit: int | None
     speculate: bool
     speculative: dict[int, int]  # live speculative attempt -> its submission
+    queue_settled: bool  # the last decision found slots full and nothing to pre-empt for
     preempted: set[int]  # speculative attempts asked to give their slot back
 
     def _collect(self, events: Sequence[BackendEvent]) -> int:
@@ -78,8 +79,9 @@ class Launching:
             ordinary_by_pool[pool] = ordinary_by_pool.get(pool, 0) + 1
             by_team[entry.team] = by_team.get(entry.team, 0) + 1
         free = {pool: max(0, cap - by_pool.get(pool, 0)) for pool, cap in self.capacity.items()}
-        if not any(free.values()) and not speculative_live:
-            return 0  # no room: nothing to decide
+        if not any(free.values()) and (not speculative_live or self.queue_settled):
+            return 0  # no room, and nothing new that speculative attempts would make room for
+        self.queue_settled = False
         queue = self.store.queued_work()
         self.metrics.queue_depth(sum(work.pending for work in queue))
         if not queue:
@@ -125,7 +127,9 @@ class Launching:
             for task in best.get(q.submission_id, ())
         ]  # fmt: skip
         plan = plan_launches(candidates, occupancy)
-        self._preempt(speculative_live, preemptions_needed(plan, free))
+        needed = preemptions_needed(plan, free)
+        self.queue_settled = not any(free.values()) and not needed
+        self._preempt(speculative_live, needed)
         room = dict(free)
         ordinary: list[Candidate] = []
         for choice in plan:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import Protocol
 
 from lbcloud import __version__
@@ -124,6 +125,15 @@ def global_numbers(results: ResultsFile) -> tuple[float | None, float | None, fl
     return _global_numbers(results)
 
 
+def public_ref(kind: str, ref: str) -> str:
+    """An agent reference fit for the public manifest: an image reference as is; a local agent by its
+    file name (and class), never the server's absolute path. The digest identifies the content."""
+    if kind != "local":
+        return ref
+    path, _, cls = ref.partition(":")
+    return PurePath(path).name + (f":{cls}" if cls else "")
+
+
 def manifest(
     submission: Submission,
     track: Track,
@@ -145,12 +155,12 @@ def manifest(
         "external_id": submission.external_id,
         "agent": {
             "kind": submission.agent.kind.value,
-            "ref": submission.agent.ref,
+            "ref": public_ref(submission.agent.kind.value, submission.agent.ref),
             "digest": submission.agent.digest,
         },
         "scorer": track.scorer.value,
         "simulator": track.simulator.value,
-        "routes_file": track.routes_file,
+        "routes_file": PurePath(track.routes_file).name,
         "routes_file_hash": route_file_hash,
         "repetitions": track.repetitions,
         "seed": track.seed,

@@ -89,6 +89,7 @@ def test_partials_are_cumulative_throttled_and_skipped_when_unchanged(
     pk, sub = evalai_submission
     sink.publish(publication(sub, 1, ds=10.0))
     assert standin.count("E9", pk) == 1 and standin.submissions[pk].status == "partially_evaluated"
+    assert standin.submissions[pk].stdout.endswith("Status: partially evaluated (1 of 20 routes evaluated)\n")
     sink.publish(publication(sub, 2, ds=20.0))  # too soon: held back
     sink.publish(publication(sub, 3, ds=30.0))  # replaces the held one
     assert standin.count("E9", pk) == 1
@@ -124,7 +125,8 @@ def test_the_final_result_is_put_and_verified(
     sink.ended(done, final)
     remote = standin.submissions[pk]
     assert remote.status == "finished" and remote.results["leaderboard"]["Driving score"] == 77.5
-    assert remote.stdout == final.participant_stdout
+    # the summary, then the state in the same words the web pages and the CLI use
+    assert remote.stdout == final.participant_stdout + "\nStatus: finished (all 20 routes evaluated)\n"
     metadata = json.loads(remote.metadata or "")
     assert metadata["lbcloud_submission"] == sub.id and metadata["manifest"]["routes"] == 1
     assert metadata["manifest"]["attempts"] == 2 and metadata["results"]["_checkpoint"]["progress"] == [20, 20]

@@ -35,7 +35,7 @@ def test_submit_records_a_submission_and_status_shows_it(config: Path) -> None:
     code, out = run(config, "status")
     assert code == 0 and "alpha" in out and "submitted" in out
     code, out = run(config, "status", "1")
-    assert code == 0 and "Submission 1" in out
+    assert code == 0 and "1 (alpha on sumo-test)" in out and "submitted" in out
 
 
 def test_submit_refuses_bad_input_with_one_clear_error(config: Path) -> None:

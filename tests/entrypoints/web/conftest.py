@@ -210,9 +210,14 @@ class Lifecycle:
             self.store.transition(submission_id, SubmissionStatus.PARTIALLY_EVALUATED, "partial results")
 
     def finished(
-        self, team: str, completions: tuple[float, ...] = (100.0, 80.0, 60.0), collisions: int = 0
+        self,
+        team: str,
+        completions: tuple[float, ...] = (100.0, 80.0, 60.0),
+        collisions: int = 0,
+        track: str = "sumo-dev",
     ) -> Submission:
-        submission = self.submit(team, agent=f"registry.example/{team}:{len(completions)}-{collisions}")
+        tag = "-".join(f"{c:g}" for c in completions)
+        submission = self.submit(team, track, agent=f"registry.example/{team}:{tag}-{collisions}")
         tasks = self.plan(submission, tuple(str(i) for i in range(len(completions))))
         for task, rc in zip(tasks, completions, strict=True):
             self.finish(task, self.start(task), rc, collisions)

@@ -68,6 +68,16 @@ def test_openapi_is_published_with_every_endpoint(client: TestClient) -> None:
     assert "cdn" not in docs.text.lower()
 
 
+def test_the_api_docs_show_request_body_fields_and_no_raw_markup(client: TestClient) -> None:
+    docs = client.get("/api/docs").text
+    post = docs.split('aria-label="POST /api/v1/submissions"')[1].split("</section>")[0]
+    assert "Request body (JSON: SubmissionIn)" in post
+    for name in ("track", "agent", "kind", "team", "external_id"):
+        assert f"<code>{name}</code>" in post
+    assert "Makes the request idempotent" in post
+    assert "``" not in docs
+
+
 def test_unknown_api_paths_are_json_404(client: TestClient) -> None:
     response = client.get("/api/v1/nothing-here")
     assert response.status_code == 404

@@ -64,6 +64,7 @@ class LiveServer:
     base_url: str
     leaderboard_submission: Submission
     running_submission: Submission
+    crashing_submission: Submission
 
 
 def _free_port() -> int:
@@ -101,9 +102,10 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 
     finished = submit("beta", "sumo-dev", "competent.py")
     running = submit("alpha", "sumo-test", "slow.py")
+    crashing = submit("gamma", "sumo-dev", "crashes.py")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     try:
-        yield LiveServer(system, f"http://127.0.0.1:{port}", finished, running)
+        yield LiveServer(system, f"http://127.0.0.1:{port}", finished, running, crashing)
     finally:
         stop.set()
         dispatcher_thread.join(timeout=30)
@@ -150,8 +152,8 @@ def test_the_leaderboard_lists_a_finished_submission_and_sorts(live: LiveServer,
     page.goto(f"{live.base_url}/leaderboard/sumo-dev")
     row = page.locator(f'tr[data-submission="{live.leaderboard_submission.id}"]')
     expect(row).to_be_visible()
-    expect(row.locator("td").nth(1)).to_have_text("beta")
-    expect(row.locator("td").nth(2)).to_have_text("competent.py")
+    expect(row.locator("th")).to_have_text("beta")
+    expect(row.locator("td.method")).to_have_text("competent.py")
     header = page.locator("#leaderboard th", has_text="Team")
     header.click()
     expect(header).to_have_attribute("aria-sort", "ascending")
@@ -214,6 +216,70 @@ def test_the_operator_cancels_the_running_submission(live: LiveServer, browser: 
     assert _status(live, live.running_submission) is SubmissionStatus.CANCELLED
     page.reload()
     expect(page.locator('[data-testid="status"]')).to_have_text("cancelled")
-    expect(page.locator("#reason")).to_have_text("cancelled by operator")
+    expect(page.locator("#state-detail")).to_contain_text("cancelled by operator")
+    assert_consistent(page)
     page.screenshot(path=str(SCREENSHOTS / "submission-cancelled.png"), full_page=True)
+    page.close()
+
+
+def assert_consistent(page: object) -> None:
+    """The submission page never contradicts itself: the header and the summary say the same word, the
+    bar shows exactly the routes with a result, no route blamed on the agent reads "done", and only a
+    finished submission says it finished."""
+    from playwright.sync_api import Page
+
+    assert isinstance(page, Page)
+    facts = page.evaluate(
+        """() => {
+        const rows = Array.from(document.querySelectorAll('#routes-table tbody tr[data-route]'));
+        return {
+          status: document.querySelector('[data-testid=status]').dataset.status,
+          word: document.querySelector('[data-testid=status]').textContent.trim(),
+          summaryWord: document.querySelector('.summary').dataset.word,
+          detail: document.querySelector('#state-detail').textContent,
+          percent: document.querySelector('[data-testid=progress]').dataset.percent,
+          done: document.querySelector('[data-testid=done]').textContent,
+          total: rows.length,
+          settled: rows.filter(r => ['done', 'failed_final'].includes(r.dataset.status)).length,
+          agentDone: rows.filter(
+            r => r.querySelector('.b-agent') && r.children[2].textContent.trim() === 'done').length,
+        };
+    }"""
+    )
+    assert facts["word"] == facts["summaryWord"], facts
+    assert facts["done"].replace(" ", "") == f"{facts['settled']}/{facts['total']}", facts
+    if facts["total"]:
+        assert int(facts["percent"]) == round(100 * facts["settled"] / facts["total"]), facts
+    assert facts["agentDone"] == 0, facts
+    if facts["status"] != "finished":
+        assert "finished" not in facts["word"] and "all " not in facts["detail"], facts
+
+
+def test_crashing_cancelled_and_resumed_submissions_never_contradict_themselves(
+    live: LiveServer, browser: object
+) -> None:
+    from playwright.sync_api import BrowserContext, expect
+
+    assert isinstance(browser, BrowserContext)
+    page = browser.new_page()
+    page.goto(f"{live.base_url}/submissions/{live.running_submission.id}?token={OPERATOR_TOKEN}")
+    page.locator('[data-testid="resume"]').click()
+    page.wait_for_load_state("load")
+    expect(page.locator('[data-testid="status"]')).not_to_have_text("cancelled", timeout=WAIT_S * 1000)
+    assert_consistent(page)
+    page.screenshot(path=str(SCREENSHOTS / "submission-resumed.png"), full_page=True)
+    wait_until(lambda: _status(live, live.crashing_submission).terminal, "the crashing submission to end")
+    page.goto(f"{live.base_url}/submissions/{live.crashing_submission.id}")
+    assert_consistent(page)
+    crashed = [t for t in live.system.store.route_tasks(live.crashing_submission.id) if t.blame.value == "agent"]
+    assert crashed, "the crashing agent crashed on no route"
+    page.goto(f"{live.base_url}/submissions/{live.crashing_submission.id}/routes/{crashed[0].instance_id}")
+    expect(page.locator('[data-testid="route-status"]')).to_have_text("agent failed")
+    expect(page.locator('[data-testid="traceback"]')).to_contain_text("index out of range in the planner")
+    page.screenshot(path=str(SCREENSHOTS / "route-agent-crashed.png"), full_page=True)
+    page.goto(f"{live.base_url}/operator")
+    expect(page.locator('[data-testid="running-submissions"]')).to_be_visible()
+    page.goto(f"{live.base_url}/leaderboard/sumo-dev")
+    teams = page.locator("#leaderboard tbody th").all_inner_texts()
+    assert len(teams) == len(set(teams))  # one row per team
     page.close()

@@ -7,13 +7,61 @@ import re
 
 from fastapi.testclient import TestClient
 
+from lbcloud.entrypoints.web.app import create_app
 from lbcloud.entrypoints.web.auth import COOKIE_NAME
+from lbcloud.entrypoints.wiring import System
+from lbcloud.settings import TeamProfile
 from tests.entrypoints.web.conftest import OPERATOR_TOKEN, TEAM_TOKENS, Lifecycle
 
 
 def test_home_redirects_to_the_first_tracks_leaderboard(client: TestClient) -> None:
     response = client.get("/", follow_redirects=False)
     assert response.headers["location"] == "/leaderboard/sumo-dev"
+
+
+def test_home_opens_the_track_that_has_results(client: TestClient, lifecycle: Lifecycle) -> None:
+    lifecycle.finished("alpha", (100.0, 100.0), track="sumo-test")
+    for path in ("/", "/leaderboard"):
+        assert client.get(path, follow_redirects=False).headers["location"] == "/leaderboard/sumo-test"
+
+
+def test_the_leaderboard_has_one_row_per_team_ties_share_a_rank_and_rows_link(
+    client: TestClient, lifecycle: Lifecycle
+) -> None:
+    alpha_best = lifecycle.finished("alpha", (100.0, 100.0))
+    lifecycle.finished("alpha", (40.0, 60.0))
+    beta = lifecycle.finished("beta", (100.0, 100.0))
+    gamma = lifecycle.finished("gamma", (30.0, 50.0))
+    page = client.get("/leaderboard/sumo-dev").text
+    rows = re.findall(r'<tr class="rank-(\d+)" data-submission="(\d+)"', page)
+    assert rows == [("1", str(alpha_best.id)), ("1", str(beta.id)), ("3", str(gamma.id))]
+    assert f'href="/submissions/{alpha_best.id}"' in page
+    assert "best of 2" in page
+    board = client.get("/api/v1/tracks/sumo-dev/leaderboard").json()
+    assert [e["rank"] for e in board["entries"]] == [1, 1, 3]
+    assert board["entries"][0]["sensors"] == "RGB Camera"
+    assert len(board["columns"]) == 15  # 3 scores and all 12 infraction rates
+
+
+def test_the_leaderboard_shows_affiliation_and_method_link(system: System, lifecycle: Lifecycle) -> None:
+    system.settings.web.team_profiles["alpha"] = TeamProfile(
+        affiliation="Example University", method_url="https://example.org/paper"
+    )
+    lifecycle.finished("alpha", (100.0, 100.0))
+    with TestClient(create_app(system)) as client:
+        page = client.get("/leaderboard/sumo-dev").text
+    assert "Example University" in page
+    assert 'href="https://example.org/paper"' in page
+
+
+def test_the_leaderboard_shows_what_runs_now(client: TestClient, lifecycle: Lifecycle) -> None:
+    running = lifecycle.submit("alpha")
+    tasks = lifecycle.plan(running)
+    lifecycle.finish(tasks[0], lifecycle.start(tasks[0]), 100.0)
+    page = client.get("/leaderboard/sumo-dev").text
+    assert 'data-testid="running-now"' in page
+    assert "1 of 3 routes evaluated" in page
+    assert "No finished submission on sumo-dev yet: 1 being evaluated now" in page
 
 
 def test_the_leaderboard_page_is_public_and_lists_finished_submissions(
@@ -23,7 +71,7 @@ def test_the_leaderboard_page_is_public_and_lists_finished_submissions(
     lifecycle.finished("beta", (40.0, 60.0))
     page = client.get("/leaderboard/sumo-dev")
     assert page.status_code == 200
-    rows = re.findall(r'<tr class="rank-(\d+)" data-submission="(\d+)">', page.text)
+    rows = re.findall(r'<tr class="rank-(\d+)" data-submission="(\d+)"', page.text)
     assert rows[0] == ("1", str(best.id))
     assert len(rows) == 2
     assert f"/api/v1/submissions/{best.id}/manifest" in page.text
@@ -31,7 +79,7 @@ def test_the_leaderboard_page_is_public_and_lists_finished_submissions(
 
 
 def test_an_empty_leaderboard_says_so(client: TestClient) -> None:
-    assert "No finished submission on sumo-test yet." in client.get("/leaderboard/sumo-test").text
+    assert "No submission on sumo-test yet." in client.get("/leaderboard/sumo-test").text
 
 
 def test_pages_load_only_local_assets(client: TestClient) -> None:

@@ -33,18 +33,24 @@ LOCAL_CASES = [name for name, case in CASES.items() if case.team_agent and case.
 EGG = next((CONTENTS / "CARLA/PythonAPI/carla/dist").glob("carla-*.egg"))
 
 
-def local_track(name: str, routes: Path) -> Track:
-    """The deployed SENSORS track's evaluator flags, run by the local backend with the stand-in."""
+def local_track(name: str, routes: Path, plan: Path) -> Track:
+    """The deployed SENSORS track's evaluator flags, run by the local backend with the stand-in.
+
+    Attempts inherit only an allowlisted environment, so the stand-in's own variables are set in
+    the commands (``STANDIN_SOURCED`` is what an image's ``agent_sources.sh`` would have set)."""
     official = load_settings(REPO / "deploy/tracks/carla.yaml").track_map()["SENSORS"]
     assert official.images is not None
     flags = [f for f in official.images.evaluator_command[3:] if not f.startswith(("--debug-checkpoint",))]
     pythonpath = f"{EGG}:{CONTENTS / 'scenario_runner'}:{CONTENTS / 'leaderboard'}"
     evaluator = (
-        "env", f"PYTHONPATH={pythonpath}", sys.executable, "-u",
+        "env", f"PYTHONPATH={pythonpath}", "STANDIN_SOURCED=1", sys.executable, "-u",
         str(CONTENTS / "leaderboard/leaderboard/leaderboard_evaluator.py"), *flags,
         "--debug-checkpoint={workdir}/live_results.txt", "--timeout=2",
     )  # fmt: skip
-    simulator = (str(STANDIN / "CarlaUE4.sh"), *official.images.simulator_command[1:])
+    simulator = (
+        "env", f"FAKE_CARLA_PLAN={plan}", f"LBCLOUD_STANDIN_PYTHON={sys.executable}",
+        str(STANDIN / "CarlaUE4.sh"), *official.images.simulator_command[1:],
+    )  # fmt: skip
     return dataclasses.replace(
         official, name=name, routes_file=str(routes), images=None, local=LocalCommands(simulator, evaluator),
         pool=Pool(name="local", slots=3), qualification=None, silence_timeout_s=3, setup_timeout_s=20,
@@ -60,16 +66,13 @@ def store(tmp_path: Path) -> Iterator[SqlStateStore]:
 
 
 def test_every_official_behaviour_gets_its_outcome_blame_and_retries_locally(
-    store: SqlStateStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    store: SqlStateStore, tmp_path: Path
 ) -> None:
     routes = tmp_path / "routes_testing.xml"
     routes.write_text(ROUTES_XML)
     plan = tmp_path / "plan.json"
     plan.write_text(json.dumps({name: case.plan for name, case in CASES.items() if case.plan}))
-    monkeypatch.setenv("FAKE_CARLA_PLAN", str(plan))
-    monkeypatch.setenv("LBCLOUD_STANDIN_PYTHON", sys.executable)
-    monkeypatch.setenv("STANDIN_SOURCED", "1")  # what an image's agent_sources.sh would have set
-    tracks = {name: local_track(name, routes) for name in LOCAL_CASES}
+    tracks = {name: local_track(name, routes, plan) for name in LOCAL_CASES}
     artifacts = MemoryArtifacts()
     backend = LocalBackend(tmp_path / "attempts", artifacts, ready_timeout_s=20)
     dispatcher = Dispatcher(

@@ -76,16 +76,16 @@ def test_base_agent_stands_still_and_keeps_its_global_plan() -> None:
     [None, "go", VehicleControl(throttle=float("nan")), VehicleControl(brake=float("inf"))],
 )
 def test_unusable_controls_are_agent_faults(control: object) -> None:
-    from lbcloud.tracks.sumo.evaluator import _as_control
+    from lbcloud.tracks.sumo.agent_protocol import control_message
 
     with pytest.raises(TypeError):
-        _as_control(control)
+        control_message(control)
 
 
 def test_a_control_like_object_is_accepted() -> None:
     from types import SimpleNamespace
 
-    from lbcloud.tracks.sumo.evaluator import _as_control
+    from lbcloud.tracks.sumo.agent_protocol import control_message, parse_control
 
-    control = _as_control(SimpleNamespace(throttle=1, steer=0, brake=0))
+    control = parse_control(control_message(SimpleNamespace(throttle=1, steer=0, brake=0)))
     assert control == VehicleControl(throttle=1.0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -43,10 +44,11 @@ def competent_dev(simulator: Server, tmp_path_factory: pytest.TempPathFactory) -
 
 
 def write_agent(folder: Path, body: str) -> str:
+    """An agent subclassing the competent one; both in ``folder`` (all a sandboxed agent can see)."""
     path = folder / "test_agent.py"
+    shutil.copyfile(AGENTS / "competent.py", folder / "competent.py")
     path.write_text(
         "import sys, time\n"
-        f"sys.path.insert(0, {str(AGENTS)!r})\n"
         "from competent import CompetentAgent\n"
         "def get_entry_point():\n    return 'TestAgent'\n" + body
     )

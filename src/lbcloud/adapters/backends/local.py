@@ -4,7 +4,10 @@ Each attempt gets a folder ``<workdir>/attempt-<id>`` and a supervisor process
 (:mod:`.local_supervisor`) in its own session, which starts the simulator, waits for its port,
 starts the evaluator and enforces the watchdogs. The backend only reads files the supervisor
 writes, so it never blocks, and a restarted dispatcher re-attaches to attempts that kept running
-(:meth:`LocalBackend.adopt`). Logs are copied into the artifact store while they grow.
+(:meth:`LocalBackend.adopt`). Logs are copied into the artifact store while they grow, each capped
+at ``log_limit_bytes``; an attempt's folder is removed once the attempt is collected (its record and
+logs live on in the state and artifact stores). Attempt processes get an allowlisted environment and
+agents the limits of :class:`~lbcloud.adapters.backends.local_privileges.AgentPolicy`.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -25,6 +29,13 @@ from pathlib import Path
 
 from lbcloud.adapters.backends.local_carla import JUDGED_ENDINGS, carla_environment, judge_local_carla, keep_recording
 from lbcloud.adapters.backends.local_ports import PortReservation, reserve_port
+from lbcloud.adapters.backends.local_privileges import (
+    AgentPolicy,
+    attempt_environment,
+    check_free_space,
+    read_capped,
+)
+from lbcloud.adapters.backends.local_standby import Standby, StandbyPool
 from lbcloud.adapters.backends.local_supervisor import (
     GROUPS_FILE,
     PID_FILE,
@@ -32,8 +43,9 @@ from lbcloud.adapters.backends.local_supervisor import (
     RESULT_FILE,
     SupervisorSpec,
 )
-from lbcloud.domain.artifact_keys import LogStream, attempt_log_key
+from lbcloud.domain.artifact_keys import LogStream, attempt_log_key, attempt_timeline_key
 from lbcloud.domain.blame import (
+    EXIT_AGENT_HOST_UNAVAILABLE,
     EXIT_AGENT_REJECTED,
     EXIT_FINISHED,
     EXIT_SIMULATION_CRASHED,
@@ -51,8 +63,21 @@ from lbcloud.services.ports import ArtifactStore, AttemptSpec, BackendEvent, Bac
 
 log = logging.getLogger(__name__)
 
+TIMELINE_FILE = "checkpoint.timeline.json"
+MAX_TIMELINE_BYTES = 4_000_000
 LOG_FILES = {LogStream.SIMULATOR: "simulator.log", LogStream.AGENT: "agent.log", LogStream.LBCLOUD: "lbcloud.log"}
 LOG_UPLOAD_INTERVAL_S = 1.0
+
+
+def _write_attempt_info(folder: Path, spec: AttemptSpec) -> None:
+    """``attempt.json``: what a restarted dispatcher needs to adopt the attempt."""
+    info = {
+        "attempt": spec.attempt_id,
+        "submission": spec.submission_id,
+        "repetition": spec.repetition,
+        "simulator": spec.track.simulator.value,
+    }
+    (folder / "attempt.json").write_text(json.dumps(info), encoding="utf-8")
 
 
 def _pid_alive(pid: int) -> bool:
@@ -97,7 +122,10 @@ class LocalBackend:
         cancel_grace_s: float = 1.0,
         python: str = sys.executable,
         ready_timeout_s: float = 60.0,
+        policy: AgentPolicy | None = None,
+        sandbox_warning: str | None = None,
         port_lock_dir: Path | None = None,
+        standby: int = 1,
     ) -> None:
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -108,6 +136,15 @@ class LocalBackend:
         self._ready_timeout = ready_timeout_s
         self._port_lock_dir = port_lock_dir
         self._tracked: dict[int, _Tracked] = {}
+        self._policy = policy or AgentPolicy()
+        if sandbox_warning:
+            log.warning("local backend: %s", sandbox_warning)
+        # the next attempt's supervisor and simulator, started while the current route runs
+        self._standbys = StandbyPool(
+            self.workdir, python=python, port_range=port_range, port_lock_dir=port_lock_dir,
+            ready_timeout_s=ready_timeout_s, grace_s=cancel_grace_s, size=standby,
+            env=attempt_environment(os.environ),
+        )  # fmt: skip
 
     # ----------------------------------------------------------------------------------- launching
     def _commands(self, spec: AttemptSpec, port: int, folder: Path) -> tuple[list[str], list[str]]:
@@ -127,6 +164,7 @@ class LocalBackend:
             "scorer": track.scorer.value,
             "gpu_index": "0",
             "recordings": str(folder / "recordings"),
+            **self._policy.placeholders(),
         }
 
         def fill(argv: Sequence[str]) -> list[str]:
@@ -138,19 +176,35 @@ class LocalBackend:
         return fill(track.local.simulator), fill(track.local.evaluator)
 
     def launch(self, spec: AttemptSpec) -> str:
+        check_free_space(self.workdir, self._policy.min_free_mb)
         folder = self.workdir / f"attempt-{spec.attempt_id}"
-        folder.mkdir(parents=True, exist_ok=True)
-        reservation = reserve_port(*self._ports, self._port_lock_dir)
+        standby = self._standbys.take(spec.track) if self._standbys.size else None
         try:
-            return self._start(spec, folder, reservation)
+            if standby is not None:
+                return self._start_on_standby(spec, folder, standby)
+            return self._start_cold(spec, folder)
         finally:
-            reservation.release()  # the supervisor holds its own copy for the attempt's whole life
+            if self._standbys.size:
+                self._standbys.refill(spec.track)
 
-    def _start(self, spec: AttemptSpec, folder: Path, reservation: PortReservation) -> str:
-        port = reservation.port
-        carla = spec.track.simulator is SimulatorKind.CARLA
-        simulator, evaluator = self._commands(spec, port, folder)
-        sup = SupervisorSpec(
+    def _start_on_standby(self, spec: AttemptSpec, folder: Path, standby: Standby) -> str:
+        os.rename(standby.folder, folder)  # its processes keep running, now in the attempt's folder
+        simulator, evaluator = self._commands(spec, standby.port, folder)
+        _write_attempt_info(folder, spec)
+        sup = self._supervisor_spec(spec, simulator, evaluator, standby.port)
+        tmp = folder / "spec.json.tmp"
+        tmp.write_text(json.dumps(asdict(sup), indent=2), encoding="utf-8")
+        os.replace(tmp, folder / "spec.json")  # the standby starts the evaluator once this appears
+        self._tracked[spec.attempt_id] = _Tracked(
+            spec.attempt_id, spec.submission_id, folder, spec.repetition, standby.port, process=standby.process,
+            carla=spec.track.simulator is SimulatorKind.CARLA,
+        )  # fmt: skip
+        return str(folder)
+
+    def _supervisor_spec(
+        self, spec: AttemptSpec, simulator: list[str], evaluator: list[str], port: int
+    ) -> SupervisorSpec:
+        return SupervisorSpec(
             simulator=simulator,
             evaluator=evaluator,
             port=port,
@@ -161,21 +215,24 @@ class LocalBackend:
             env={
                 "PYTHONUNBUFFERED": "1",
                 "LBCLOUD_ATTEMPT": str(spec.attempt_id),
-                **(carla_environment(spec) if carla else {}),
+                **(carla_environment(spec) if spec.track.simulator is SimulatorKind.CARLA else {}),
             },
         )
+
+    def _start_cold(self, spec: AttemptSpec, folder: Path) -> str:
+        folder.mkdir(parents=True, exist_ok=True)
+        reservation = reserve_port(*self._ports, self._port_lock_dir)
+        try:
+            return self._start(spec, folder, reservation)
+        finally:
+            reservation.release()  # the supervisor holds its own copy for the attempt's whole life
+
+    def _start(self, spec: AttemptSpec, folder: Path, reservation: PortReservation) -> str:
+        port = reservation.port
+        simulator, evaluator = self._commands(spec, port, folder)
+        sup = self._supervisor_spec(spec, simulator, evaluator, port)
         (folder / "spec.json").write_text(json.dumps(asdict(sup), indent=2), encoding="utf-8")
-        (folder / "attempt.json").write_text(
-            json.dumps(
-                {
-                    "attempt": spec.attempt_id,
-                    "submission": spec.submission_id,
-                    "repetition": spec.repetition,
-                    "simulator": spec.track.simulator.value,
-                }
-            ),
-            encoding="utf-8",
-        )
+        _write_attempt_info(folder, spec)
         proc = subprocess.Popen(
             [self._python, "-m", "lbcloud.adapters.backends.local_supervisor", str(folder)],
             stdin=subprocess.DEVNULL,
@@ -183,11 +240,12 @@ class LocalBackend:
             stderr=open(folder / "supervisor.err", "ab"),  # noqa: SIM115
             start_new_session=True,
             close_fds=True,
+            env=attempt_environment(os.environ),  # no settings, tokens or credentials below this point
             pass_fds=(reservation.fd,),
         )
         self._tracked[spec.attempt_id] = _Tracked(
             spec.attempt_id, spec.submission_id, folder, spec.repetition, port, process=proc,
-            carla=carla,
+            carla=spec.track.simulator is SimulatorKind.CARLA,
         )  # fmt: skip
         return str(folder)
 
@@ -202,6 +260,7 @@ class LocalBackend:
             if result_file.exists():
                 events.append(self._ended(tracked))
                 del self._tracked[attempt_id]
+                self._remove_folder(tracked.workdir)
                 continue
             if not tracked.running_reported and (tracked.workdir / READY_FILE).exists():
                 tracked.running_reported = True
@@ -226,6 +285,7 @@ class LocalBackend:
                     )
                 )
                 del self._tracked[attempt_id]
+                self._remove_folder(tracked.workdir)
         return events
 
     def _supervisor_alive(self, tracked: _Tracked) -> bool:
@@ -240,10 +300,16 @@ class LocalBackend:
     def _read_logs(self, tracked: _Tracked) -> dict[str, bytes]:
         out: dict[str, bytes] = {}
         for stream, name in LOG_FILES.items():
-            path = tracked.workdir / name
-            if path.exists():
-                out[stream.value] = path.read_bytes()
+            try:
+                out[stream.value] = read_capped(tracked.workdir / name, self._policy.log_limit_bytes)
+            except OSError:
+                continue
         return out
+
+    def _remove_folder(self, folder: Path) -> None:
+        """Remove a collected attempt's folder (its record and logs are in the event)."""
+        if folder.parent == self.workdir and folder.name.startswith("attempt-"):
+            shutil.rmtree(folder, ignore_errors=True)
 
     def _upload_logs(self, tracked: _Tracked) -> None:
         for stream, name in LOG_FILES.items():
@@ -252,17 +318,39 @@ class LocalBackend:
                 size = path.stat().st_size
             except OSError:
                 continue
-            if tracked.log_sizes.get(stream) == size:
-                continue
+            previous, limit = tracked.log_sizes.get(stream), self._policy.log_limit_bytes
+            if previous == size or (previous is not None and previous > limit and size > limit):
+                continue  # unchanged, or grown only past the cap (the stored copy is already capped)
             try:
+                data = read_capped(path, self._policy.log_limit_bytes)
                 self._artifacts.put(
-                    attempt_log_key(tracked.submission_id, tracked.attempt_id, stream), path.read_bytes(), "text/plain"
+                    attempt_log_key(tracked.submission_id, tracked.attempt_id, stream), data, "text/plain"
                 )
                 tracked.log_sizes[stream] = size
+            except OSError:
+                continue
             except LbcloudError as err:
                 log.warning("log upload failed, will retry: %s", err, extra={"attempt": tracked.attempt_id})
 
+    def _upload_timeline(self, tracked: _Tracked) -> None:
+        """The evaluator's route timeline (completion over time, infraction times), when it wrote one."""
+        path = tracked.workdir / TIMELINE_FILE
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return
+        if len(data) > MAX_TIMELINE_BYTES:
+            log.warning("timeline of attempt %s is too large (%d bytes); not kept", tracked.attempt_id, len(data))
+            return
+        try:
+            self._artifacts.put(
+                attempt_timeline_key(tracked.submission_id, tracked.attempt_id), data, "application/json"
+            )
+        except LbcloudError as err:
+            log.warning("timeline upload failed: %s", err, extra={"attempt": tracked.attempt_id})
+
     def _ended(self, tracked: _Tracked) -> BackendEvent:
+        self._upload_timeline(tracked)
         result = json.loads((tracked.workdir / RESULT_FILE).read_text(encoding="utf-8"))
         ended_by: str = result["ended_by"]
         code: int | None = result["exit_code"]
@@ -299,7 +387,8 @@ class LocalBackend:
         if outcome is not AttemptOutcome.RECORD or (record is not None and record.status.startswith("Failed")):
             detail = last_error_line(logs.get(LogStream.AGENT.value, b"")) or ""
             if detail and outcome is not AttemptOutcome.RECORD:
-                reason = f"{reason}: {detail}"
+                # the evaluator's line often repeats the reason ("the simulation crashed: ..."): say it once
+                reason = detail if detail.startswith(reason) else f"{reason}: {detail}"
         keep = outcome is AttemptOutcome.RECORD or code == EXIT_SIMULATION_CRASHED
         return event(outcome, blame, reason, message=detail, record_json=text if keep else None)
 
@@ -396,9 +485,12 @@ class LocalBackend:
                     self.cancel(attempt.id, str(folder))
                 reason = "the attempt's processes are gone and left no result"
                 events.append(_lost(attempt.id, reason, self._read_logs(tracked)))
+                if not found_late:  # a late supervisor needs the cancelled result to stand down
+                    self._remove_folder(folder)
         return events
 
     def close(self) -> None:
+        self._standbys.close()
         for tracked in self._tracked.values():
             if tracked.process is not None:
                 tracked.process.poll()
@@ -453,6 +545,8 @@ def classify_exit(code: int | None, has_record: bool, simulator_code: int | None
         return AttemptOutcome.FAILED, Blame.SIMULATOR, "the simulation crashed"
     if code == EXIT_SIMULATOR_UNREACHABLE:
         return AttemptOutcome.FAILED, Blame.SIMULATOR, "the evaluator could not connect to the simulator"
+    if code == EXIT_AGENT_HOST_UNAVAILABLE:
+        return AttemptOutcome.FAILED, Blame.INFRASTRUCTURE, "the agent host could not be started on this machine"
     if code == EXIT_USAGE:
         return AttemptOutcome.FAILED, Blame.INFRASTRUCTURE, "the evaluator rejected its arguments (exit 2)"
     if code == EXIT_FINISHED:

@@ -116,10 +116,12 @@ def _size(path: Path) -> int:
 class Supervisor:
     """Runs one attempt (see the module docstring)."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, spec: SupervisorSpec | None = None) -> None:
         self.workdir = workdir
-        raw = json.loads((workdir / SPEC_FILE).read_text(encoding="utf-8"))
-        self.spec = SupervisorSpec(**raw)
+        if spec is None:
+            spec = SupervisorSpec(**json.loads((workdir / SPEC_FILE).read_text(encoding="utf-8")))
+        self.spec = spec
+        self.ready_at: float | None = None
         self.simulator: subprocess.Popen[bytes] | None = None
         self.evaluator: subprocess.Popen[bytes] | None = None
         self._cancelled = False
@@ -171,50 +173,68 @@ class Supervisor:
                     os.killpg(proc.pid, signal.SIGKILL)
 
     def run(self) -> SupervisorResult:
-        signal.signal(signal.SIGTERM, self._on_term)
-        signal.signal(signal.SIGINT, self._on_term)
+        self.handle_signals()
         started = time.time()
-        ready_at: float | None = None
         try:
-            self.simulator = self._spawn(self.spec.simulator, "simulator.log")
-            self._record_groups()
-            self.note(f"simulator started (pid {self.simulator.pid}), waiting for port {self.spec.port}")
-            ready_deadline = time.monotonic() + self.spec.ready_timeout_s
-            foreign_noted = False
-            # ready means *our* simulator listens: a foreign listener on the port is not readiness
-            while (owned := listener_owned_by(self.spec.port, self.simulator.pid)) is not True:
-                if owned is False and not foreign_noted:
-                    foreign_noted = True
-                    self.note(f"port {self.spec.port} is held by a process outside this attempt; still waiting")
-                if self._cancelled:
-                    return self._end("cancelled", None, "cancelled before the simulator was ready", started, None)
-                if self.simulator.poll() is not None:
-                    return self._end(
-                        "simulator_not_ready",
-                        None,
-                        f"the simulator exited with code {self.simulator.returncode} before it was ready",
-                        started,
-                        None,
-                    )
-                if time.monotonic() > ready_deadline:
-                    return self._end(
-                        "simulator_not_ready",
-                        None,
-                        f"the simulator did not listen on port {self.spec.port} within {self.spec.ready_timeout_s:g} s",
-                        started,
-                        None,
-                    )
-                time.sleep(0.01)
-            ready_at = time.time()
-            (self.workdir / READY_FILE).write_text(f"{ready_at}\n")
-            self.note("simulator ready; starting the evaluator")
-            self.evaluator = self._spawn(self.spec.evaluator, "agent.log")
-            self._record_groups()
-            return self._watch(started, ready_at)
+            failed = self.start_simulator(started)
+            if failed is not None:
+                return failed
+            assert self.ready_at is not None
+            return self.run_evaluator(started, self.ready_at)
         except OSError as err:
-            return self._end("spawn_error", None, f"could not start a process: {err}", started, ready_at)
+            return self._end("spawn_error", None, f"could not start a process: {err}", started, self.ready_at)
         finally:
             self.stop_all()
+
+    def handle_signals(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_term)
+        signal.signal(signal.SIGINT, self._on_term)
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+    def start_simulator(self, started: float) -> SupervisorResult | None:
+        """Start the simulator and wait until it listens; its failure as a result, None when ready."""
+        self.simulator = self._spawn(self.spec.simulator, "simulator.log")
+        self._record_groups()
+        self.note(f"simulator started (pid {self.simulator.pid}), waiting for port {self.spec.port}")
+        ready_deadline = time.monotonic() + self.spec.ready_timeout_s
+        foreign_noted = False
+        # ready means *our* simulator listens: a foreign listener on the port is not readiness
+        while (owned := listener_owned_by(self.spec.port, self.simulator.pid)) is not True:
+            if owned is False and not foreign_noted:
+                foreign_noted = True
+                self.note(f"port {self.spec.port} is held by a process outside this attempt; still waiting")
+            if self._cancelled:
+                return self._end("cancelled", None, "cancelled before the simulator was ready", started, None)
+            if self.simulator.poll() is not None:
+                return self._end(
+                    "simulator_not_ready",
+                    None,
+                    f"the simulator exited with code {self.simulator.returncode} before it was ready",
+                    started,
+                    None,
+                )
+            if time.monotonic() > ready_deadline:
+                return self._end(
+                    "simulator_not_ready",
+                    None,
+                    f"the simulator did not listen on port {self.spec.port} within {self.spec.ready_timeout_s:g} s",
+                    started,
+                    None,
+                )
+            time.sleep(0.01)
+        self.ready_at = time.time()
+        return None
+
+    def run_evaluator(self, started: float, ready_at: float) -> SupervisorResult:
+        """With the simulator ready: start the evaluator and watch the attempt to its end."""
+        (self.workdir / READY_FILE).write_text(f"{ready_at}\n")
+        self.note("simulator ready; starting the evaluator")
+        self.evaluator = self._spawn(self.spec.evaluator, "agent.log")
+        self._record_groups()
+        return self._watch(started, ready_at)
 
     def _watch(self, started: float, ready_at: float) -> SupervisorResult:
         assert self.evaluator is not None
@@ -287,6 +307,10 @@ class Supervisor:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    if len(args) == 2 and args[0] == "--standby":
+        from lbcloud.adapters.backends.local_standby import run_standby
+
+        return run_standby(Path(args[1]))
     if len(args) != 1:
         print("usage: python -m lbcloud.adapters.backends.local_supervisor WORKDIR", file=sys.stderr)
         return 2

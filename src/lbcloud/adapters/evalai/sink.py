@@ -28,6 +28,7 @@ from lbcloud.adapters.evalai.client import EvalAIClient
 from lbcloud.adapters.evalai.errors import EvalAIAuthError, EvalAIError, EvalAIRequestError
 from lbcloud.adapters.evalai.models import EvalAIConfig
 from lbcloud.domain.errors import LbcloudError, Unavailable
+from lbcloud.domain.state_words import RouteCounts, describe_submission
 from lbcloud.domain.submissions import SourceKind, Submission, SubmissionStatus
 from lbcloud.services.ports import Clock, Publication, StateStore
 
@@ -132,6 +133,13 @@ def _metadata(submission: Submission, publication: Publication | None) -> str:
     return json.dumps(doc)
 
 
+def status_line(status: SubmissionStatus, publication: Publication | None, reason: str | None) -> str:
+    """The submission's state in the words the web pages and the CLI use (one line for stdout)."""
+    counts = RouteCounts(total=publication.total, done=publication.records) if publication else RouteCounts()
+    view = describe_submission(status, counts, reason)
+    return f"\nStatus: {view.word} ({view.detail})\n"
+
+
 class EvalAISink:
     """Publishes EvalAI submissions' progress and results. Never raises into the dispatcher."""
 
@@ -234,7 +242,9 @@ class EvalAISink:
         stderr_lines = [line for line in ((publication.stderr if publication else ""), reason) if line]
         if submission.status is SubmissionStatus.CANCELLED:
             stderr_lines.append("The submission was cancelled; routes evaluated so far are listed in stdout.")
-        stdout = publication.participant_stdout if publication is not None else f"{status}: {reason}\n"
+        stdout = (publication.participant_stdout if publication is not None else "") + status_line(
+            submission.status, publication, submission.reason
+        )
         result = publication.evalai_result if (publication and submission.status is SubmissionStatus.FINISHED) else "[]"
         report = FinalReport(
             challenge=challenge,
@@ -350,7 +360,8 @@ class EvalAISink:
                 pk,
                 "partially_evaluated",
                 result=publication.evalai_result,
-                stdout=publication.participant_stdout,
+                stdout=publication.participant_stdout
+                + status_line(SubmissionStatus.PARTIALLY_EVALUATED, publication, None),
                 stderr=publication.stderr,
                 partial=True,
             )

@@ -316,28 +316,30 @@ class SqlStateStore:
         now = self._now()
         with self._tx(f"planning route tasks of submission {submission_id}") as session:
             self._submission_row(session, submission_id)
-            for task in tasks:
-                statement = (
-                    self._insert(RouteTaskRow)
-                    .values(
-                        submission_id=submission_id,
-                        route_id=task.route_id,
-                        repetition=task.repetition,
-                        position=task.position,
-                        route_length_m=task.route_length_m,
-                        expected_s=task.expected_s,
-                        smoke=task.smoke,
-                        status=RouteTaskStatus.PENDING.value,
-                        attempts=0,
-                        counted_retries=0,
-                        record_json=None,
-                        blame=Blame.NONE.value,
-                        reason=None,
-                        updated_at=now,
-                    )
-                    .on_conflict_do_nothing()
-                )
-                session.execute(statement)
+            values = [
+                {
+                    "submission_id": submission_id,
+                    "route_id": task.route_id,
+                    "repetition": task.repetition,
+                    "position": task.position,
+                    "route_length_m": task.route_length_m,
+                    "expected_s": task.expected_s,
+                    "smoke": task.smoke,
+                    "status": RouteTaskStatus.PENDING.value,
+                    "attempts": 0,
+                    "counted_retries": 0,
+                    "record_json": None,
+                    "blame": Blame.NONE.value,
+                    "reason": None,
+                    "updated_at": now,
+                }
+                for task in tasks
+            ]
+            # a few rows per statement, not one statement per row (a replayed plan inserts nothing);
+            # 64 rows x 14 columns stays under every SQLite build's bound-parameter limit
+            for start in range(0, len(values), 64):
+                chunk = values[start : start + 64]
+                session.execute(self._insert(RouteTaskRow).values(chunk).on_conflict_do_nothing())
             return self._route_tasks(session, submission_id)
 
     @staticmethod
@@ -623,23 +625,10 @@ class SqlStateStore:
             return int(result.rowcount)  # type: ignore[attr-defined]
 
     def tick_view(self) -> TickView:
-        attempts = AttemptRow.__table__
-        subs = SubmissionRow.__table__
         now = self._now()
-        live_query = (
-            select(attempts, subs.c.status.label("submission_status"), subs.c.team.label("submission_team"))
-            .join(subs, subs.c.id == attempts.c.submission_id)
-            .where(attempts.c.status != _ENDED)
-            .order_by(attempts.c.id)
-        )
-        new_query = (
-            select(subs.c.id)
-            .where(subs.c.status.in_([SubmissionStatus.SUBMITTED.value, SubmissionStatus.RESUMING.value]))
-            .limit(1)
-        )
         with self._tx("reading live attempts", write=False) as session:
             live = []
-            for row in session.execute(live_query):
+            for row in session.execute(_LIVE_QUERY):
                 attempt = rows.attempt(row)  # type: ignore[arg-type]
                 expires = attempt.lease_expires_at
                 live.append(
@@ -648,7 +637,7 @@ class SqlStateStore:
                         lease_expired=expires is not None and expires < now,
                     )
                 )  # fmt: skip
-            waiting = session.execute(new_query).first() is not None
+            waiting = session.execute(_WAITING_QUERY).first() is not None
         return TickView(tuple(live), waiting)
 
     def unpublished_finals(self, limit: int = 100) -> list[Submission]:
@@ -791,6 +780,24 @@ class SqlStateStore:
         )
         with self._tx(f"reading the qualification of {team} on {track}", write=False) as session:
             return session.scalars(query.limit(1)).first() is not None
+
+
+# the idle tick's two reads, built once (building a statement costs more than running it on SQLite)
+_LIVE_QUERY = (
+    select(
+        AttemptRow.__table__,
+        SubmissionRow.__table__.c.status.label("submission_status"),
+        SubmissionRow.__table__.c.team.label("submission_team"),
+    )
+    .join(SubmissionRow.__table__, SubmissionRow.__table__.c.id == AttemptRow.__table__.c.submission_id)
+    .where(AttemptRow.__table__.c.status != _ENDED)
+    .order_by(AttemptRow.__table__.c.id)
+)
+_WAITING_QUERY = (
+    select(SubmissionRow.__table__.c.id)
+    .where(SubmissionRow.__table__.c.status.in_([SubmissionStatus.SUBMITTED.value, SubmissionStatus.RESUMING.value]))
+    .limit(1)
+)
 
 
 def open_state_store(url: str, *, clock: Clock | None = None, upgrade: bool = True) -> SqlStateStore:

@@ -12,6 +12,7 @@ import typer
 class CliState:
     config_path: Path | None
     debug: bool
+    local: bool = False
 
 
 def cli_state(ctx: typer.Context) -> CliState:

@@ -17,11 +17,13 @@ from lbcloud.domain.errors import InputError
 from lbcloud.domain.submissions import AgentKind, AgentRef, NewSubmission, SourceKind
 from lbcloud.entrypoints.cli.context import cli_state
 from lbcloud.entrypoints.cli.views import failures_table, leaderboard_table, submissions_table
+from lbcloud.entrypoints.web.leaderboard import build_leaderboard
+from lbcloud.entrypoints.web.views import build_progress, submission_with_state
 from lbcloud.entrypoints.wiring import build_system
 from lbcloud.services.control import cancel_submission
 from lbcloud.settings import load_settings
 
-console = Console(width=None if Console().is_terminal else 150)
+console = Console()
 
 REPO_EXAMPLES = Path(__file__).resolve().parents[4] / "examples" / "agents"
 TEAM_NAMES = {
@@ -70,7 +72,8 @@ def demo(
         data_dir=str(data_dir),
         backend="local",
         database_url=None,
-        local={"slots": slot_count},
+        # the demo runs the operator's own sample agents: sandboxed where bubblewrap works, else as they are
+        local={"slots": slot_count, "allow_unsandboxed_agents": True},
     )
     system = build_system(settings)
     store = system.store
@@ -89,9 +92,9 @@ def demo(
     started = time.monotonic()
 
     def view() -> Group:
-        subs = [store.get_submission(i) for i in submitted]
+        subs = [submission_with_state(store, store.get_submission(i)) for i in submitted]
         elapsed = Text(f"elapsed {time.monotonic() - started:.0f} s", style="dim")
-        return Group(submissions_table(store, subs, title=f"Evaluating on {track}"), elapsed)
+        return Group(submissions_table(subs, title=f"Evaluating on {track}"), elapsed)
 
     finished = False
     try:
@@ -119,9 +122,8 @@ def demo(
                 time.sleep(0.1)
         system.close()
     wall = time.monotonic() - started
-    subs = [store.get_submission(i) for i in submitted]
-    console.print(leaderboard_table(track, store.leaderboard(track)))
-    failures = failures_table(subs, store)
+    console.print(leaderboard_table(build_leaderboard(store, track, settings.web.team_profiles)))
+    failures = failures_table([build_progress(system, store.get_submission(i)) for i in submitted])
     if failures is not None:
         console.print(failures)
     console.print(

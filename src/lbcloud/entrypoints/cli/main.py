@@ -8,6 +8,7 @@ stderr and its documented exit code (tracebacks only with ``--debug``).
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -41,6 +42,7 @@ def build_app(only: str | None = None) -> typer.Typer:
         "leaderboard does, and publish the results.\n\nStart with:  lbcloud demo",
         no_args_is_help=True,
         pretty_exceptions_enable=False,
+        add_completion=False,
         context_settings={"help_option_names": ["-h", "--help"]},
     )
     root.callback()(_root)
@@ -50,7 +52,7 @@ def build_app(only: str | None = None) -> typer.Typer:
     if only is None or only == "reporter":
         from lbcloud.entrypoints.reporter import reporter_command
 
-        root.command("reporter")(reporter_command)
+        root.command("reporter", hidden=True)(reporter_command)
     if only is None:
         from lbcloud.entrypoints.cli import control
 
@@ -90,14 +92,26 @@ def _root(
         Path | None,
         typer.Option("--config", "-c", help="Settings file (YAML). Default: $LBCLOUD_CONFIG or ./lbcloud.yaml."),
     ] = None,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
-    json_logs: Annotated[bool, typer.Option("--json-logs", help="Write logs as JSON lines.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.", metavar="")] = False,
+    json_logs: Annotated[bool, typer.Option("--json-logs", help="Write logs as JSON lines.", metavar="")] = False,
+    local: Annotated[
+        bool,
+        typer.Option("--local", help="Use this machine's settings even after `lbcloud login`.", metavar=""),
+    ] = False,
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.", metavar="")
     ] = False,
 ) -> None:
     configure_logging("debug" if debug else "warning", json_lines=json_logs)
-    ctx.obj = CliState(config_path=config, debug=debug)
+    if debug:  # debug logs are lbcloud's; the migration tool's chatter stays at warnings
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+    ctx.obj = CliState(config_path=config, debug=debug, local=local)
+
+
+def _is_click_error(err: BaseException) -> bool:
+    """Whether ``err`` is click's own (``UsageError``, ``BadParameter``…) in whichever copy of click
+    typer uses (it may vendor one, so ``isinstance`` against ``click`` is not enough)."""
+    return any(cls.__name__ == "ClickException" for cls in type(err).__mro__) and hasattr(err, "show")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -108,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
     app = build_app(command if command in GROUPS or command == "reporter" else None)
     try:
         # without standalone mode click returns (rather than raises) the code of a typer.Exit
-        code = app(args=args, standalone_mode=False)
+        code = app(args=args, prog_name="lbcloud", standalone_mode=False)
         if isinstance(code, int) and code != 0:
             sys.exit(code)
     except LbcloudError as err:
@@ -125,11 +139,10 @@ def main(argv: list[str] | None = None) -> None:
         typer.echo("interrupted", err=True)
         sys.exit(130)
     except Exception as err:  # the CLI's last line of defence: one line unless --debug
-        import click
-
-        if isinstance(err, click.exceptions.ClickException):
-            err.show()
-            sys.exit(err.exit_code)
+        if _is_click_error(err):
+            # a usage error (unknown option or command, bad or missing value): click's usage text, exit 2
+            err.show()  # type: ignore[attr-defined]
+            sys.exit(int(err.exit_code))  # type: ignore[attr-defined]
         if debug:
             raise
         typer.echo(f"error: unexpected {type(err).__name__}: {err} (run with --debug for details)", err=True)

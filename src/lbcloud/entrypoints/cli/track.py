@@ -10,6 +10,9 @@ import typer
 
 from lbcloud.domain.errors import InputError
 from lbcloud.domain.tracks import ScorerVersion
+from lbcloud.tracks.sumo.agent_sandbox import AgentLimits, SandboxMode
+
+_LIMITS = AgentLimits()
 
 app = typer.Typer(help="Track commands (the SUMO track's simulator, route sets and evaluator).", no_args_is_help=True)
 sumo_app = typer.Typer(
@@ -109,11 +112,39 @@ def evaluate(
     connect_timeout: Annotated[
         float, typer.Option("--connect-timeout", help="Seconds to wait for the simulator at start.")
     ] = 10.0,
+    agent_sandbox: Annotated[
+        SandboxMode,
+        typer.Option("--agent-sandbox", help="auto: bubblewrap where it works; bwrap: required; none: plain process."),
+    ] = SandboxMode.AUTO,
+    agent_memory_mb: Annotated[int, typer.Option("--agent-memory-mb", help="Address space per agent process.")] = (
+        _LIMITS.memory_mb
+    ),
+    agent_pids: Annotated[int, typer.Option("--agent-pids", help="Processes/threads the agent may have.")] = (
+        _LIMITS.pids
+    ),
+    agent_cpu_s: Annotated[int, typer.Option("--agent-cpu-s", help="CPU seconds per agent process.")] = (_LIMITS.cpu_s),
+    agent_disk_mb: Annotated[int, typer.Option("--agent-disk-mb", help="Writable space (and largest file).")] = (
+        _LIMITS.disk_mb
+    ),
+    agent_log_bytes: Annotated[
+        int, typer.Option("--agent-log-bytes", help="Agent output kept; the rest is dropped after a marker.")
+    ] = _LIMITS.log_bytes,
+    agent_socket: Annotated[
+        Path | None,
+        typer.Option(
+            "--agent-socket",
+            help="Wait for an agent host (e.g. a container running `python -m lbcloud.tracks.sumo.agent_host "
+            "--connect unix:PATH --agent ...`) on this unix socket instead of starting one per route.",
+        ),
+    ] = None,
 ) -> None:
     """Evaluate an agent on SUMO routes, writing a leaderboard 2.x checkpoint after every route.
 
+    The agent runs in a separate agent host process (sandboxed with bubblewrap where available) and
+    talks to the evaluator over the agent protocol (docs/sumo-track.md).
+
     Exit codes: 0 finished, 2 bad input, 3 agent rejected (sensors), 4 simulation crashed,
-    5 simulator unreachable.
+    5 simulator unreachable, 6 agent host could not be started here.
 
     Example:  lbcloud track sumo evaluate --agent examples/agents/competent.py --routes sumo-test
     --routes-subset 0 --checkpoint out.json --port 8813
@@ -137,5 +168,59 @@ def evaluate(
         step_timeout_s=step_timeout,
         simulator_timeout_s=simulator_timeout,
         connect_timeout_s=connect_timeout,
+        sandbox=agent_sandbox,
+        limits=AgentLimits(
+            memory_mb=agent_memory_mb,
+            pids=agent_pids,
+            cpu_s=agent_cpu_s,
+            disk_mb=agent_disk_mb,
+            log_bytes=agent_log_bytes,
+        ),
+        agent_socket=agent_socket,
     )
     sys.exit(run_with_errors(options, echo=typer.echo))
+
+
+@sumo_app.command("sandbox")
+def sandbox(
+    mode: Annotated[
+        SandboxMode,
+        typer.Option("--agent-sandbox", help="The mode to check (the local backend's local.agent_sandbox)."),
+    ] = SandboxMode.AUTO,
+) -> None:
+    """Say whether agents run sandboxed on this machine, and with what limits (exit 1 when they do not).
+
+    Example:  lbcloud track sumo sandbox
+    """
+    import os
+    import shutil
+
+    from lbcloud.tracks.sumo.agent_sandbox import sandbox_status
+
+    status = sandbox_status(mode)
+    typer.echo(f"{'ok  ' if status.sandboxed else 'FAIL'} sandbox: {status.detail}")
+    typer.echo(f"{'ok  ' if shutil.which('setpriv') or os.geteuid() != 0 else 'FAIL'} setpriv (own agent user id)")
+    typer.echo(
+        f"ok   limits per agent: {_LIMITS.memory_mb} MiB address space, {_LIMITS.pids} processes, "
+        f"{_LIMITS.cpu_s} CPU-s, {_LIMITS.disk_mb} MiB scratch, {_LIMITS.log_bytes} bytes of output (defaults)"
+    )
+    if not status.sandboxed:
+        typer.echo("agents run as plain processes here: see docs/security.md before accepting agent files")
+        raise typer.Exit(1)
+
+
+@sumo_app.command("agent-host")
+def agent_host(
+    connect: Annotated[str, typer.Option("--connect", help="unix:PATH or tcp:HOST:PORT of the evaluator.")],
+    agent: Annotated[str, typer.Option("--agent", help="path/to/agent.py[:Class] or package.module:Class.")],
+    connect_timeout: Annotated[float, typer.Option("--connect-timeout", help="Seconds to wait for it.")] = 30.0,
+) -> None:
+    """Run an agent for an evaluator over the agent protocol (what a participant's container runs).
+
+    Same as `python -m lbcloud.tracks.sumo.agent_host`, which needs nothing but the agent API.
+
+    Example:  lbcloud track sumo agent-host --connect unix:/run/agent/agent.sock --agent my_agent.py
+    """
+    from lbcloud.tracks.sumo.agent_host import main
+
+    sys.exit(main(["--connect", connect, "--agent", agent, "--connect-timeout", str(connect_timeout)]))

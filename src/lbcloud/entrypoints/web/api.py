@@ -40,6 +40,7 @@ from lbcloud.entrypoints.web.deps import (
 from lbcloud.entrypoints.web.errors import Forbidden
 from lbcloud.entrypoints.web.leaderboard import Leaderboard, build_leaderboard
 from lbcloud.entrypoints.web.operator import OperatorOverview, build_overview
+from lbcloud.entrypoints.web.route_detail import RouteDetailOut, build_route_detail
 from lbcloud.entrypoints.web.sse import SSE_HEADERS, LiveHub, LogChunk, follow_log, read_log_chunk
 from lbcloud.entrypoints.web.views import (
     AttemptOut,
@@ -51,7 +52,7 @@ from lbcloud.entrypoints.web.views import (
     attempt_out,
     build_progress,
     event_out,
-    submission_out,
+    submission_with_state,
     track_out,
 )
 from lbcloud.entrypoints.wiring import System
@@ -106,11 +107,27 @@ def get_track(track: str, system: SystemDep) -> TrackOut:
     response_model=Leaderboard,
     tags=["leaderboard"],
     responses=ERRORS,
-    summary="Finished submissions of a track, best driving score first (public)",
+    summary="One row per team (its best finished submission), best driving score first; ties share a rank (public)",
 )
 def get_leaderboard(track: str, system: SystemDep) -> Leaderboard:
     _track(system, track)
-    return build_leaderboard(system.store, track)
+    return build_leaderboard(system.store, track, system.settings.web.team_profiles)
+
+
+class WhoAmIOut(BaseModel):
+    label: str = Field(description="operator, a team name, or anonymous")
+    team: str | None
+    operator: bool
+
+
+@router.get("/whoami", response_model=WhoAmIOut, tags=["tracks"], responses=ERRORS)
+def whoami(principal: PrincipalDep) -> WhoAmIOut:
+    """Who the token stands for (``lbcloud login`` checks it with this)."""
+    return WhoAmIOut(
+        label=principal.label if principal.signed_in else "anonymous",
+        team=principal.team,
+        operator=principal.is_operator,
+    )
 
 
 # -------------------------------------------------------------------------------------- submissions
@@ -162,7 +179,7 @@ def create_submission(
     if not created:
         response.status_code = 200
     log.info("submission created via API", extra={"submission": submission.id, "team": team})
-    return submission_out(submission)
+    return submission_with_state(system.store, submission)
 
 
 @router.get("/submissions", response_model=list[SubmissionOut], tags=["submissions"], responses=ERRORS)
@@ -182,7 +199,7 @@ def list_submissions(
             raise Forbidden(f"a {principal.team} token cannot list team {team!r}")
         team = principal.team
     rows = system.store.list_submissions(track=track, team=team, statuses=status, limit=limit)
-    return [submission_out(s) for s in rows]
+    return [submission_with_state(system.store, s) for s in rows]
 
 
 @router.get("/submissions/{submission_id}", response_model=ProgressOut, tags=["submissions"], responses=ERRORS)
@@ -205,7 +222,7 @@ def cancel(
     """Cancel (idempotent); the operator or the submission's own team. Done route records are kept."""
     visible_submission(system, principal, submission_id)
     reason = (body.reason if body else None) or f"cancelled by {principal.label}"
-    return submission_out(cancel_submission(system.store, submission_id, reason))
+    return submission_with_state(system.store, cancel_submission(system.store, submission_id, reason))
 
 
 @router.post(
@@ -217,7 +234,7 @@ def resume(
     """Resume a failed or cancelled submission (operator only): missing route tasks run again."""
     require_operator(principal)
     reason = (body.reason if body else None) or "resumed by the operator"
-    return submission_out(resume_submission(system.store, submission_id, reason))
+    return submission_with_state(system.store, resume_submission(system.store, submission_id, reason))
 
 
 class StatusChangeOut(BaseModel):
@@ -280,6 +297,34 @@ async def live(submission_id: int, request: Request, system: SystemDep, principa
 def routes(submission_id: int, system: SystemDep, principal: PrincipalDep) -> list[RouteOut]:
     submission = visible_submission(system, principal, submission_id)
     return build_progress(system, submission).routes
+
+
+@router.get(
+    "/submissions/{submission_id}/routes/{instance_id}",
+    response_model=RouteDetailOut,
+    tags=["routes"],
+    responses=ERRORS,
+)
+def route_detail(submission_id: int, instance_id: str, system: SystemDep, principal: PrincipalDep) -> RouteDetailOut:
+    """One route in detail: status, blame and reason, each infraction with its position and penalty
+    factor, the attempts, the last error with a traceback excerpt, and links to logs and artifacts."""
+    submission = visible_submission(system, principal, submission_id)
+    return build_route_detail(system, submission, instance_id)
+
+
+@router.get(
+    "/submissions/{submission_id}/artifacts/{name:path}",
+    tags=["routes"],
+    responses={**ERRORS, 200: {"content": {"application/octet-stream": {}}, "description": "The artifact"}},
+)
+def artifact(submission_id: int, name: str, system: SystemDep, principal: PrincipalDep) -> Response:
+    """An artifact stored for the submission (e.g. a route's simulator recording), by its name under
+    the submission's folder as listed on the route detail."""
+    visible_submission(system, principal, submission_id)
+    key = f"{artifact_keys.submission_prefix(submission_id)}{name}"
+    if ".." in name.split("/") or name.startswith("/") or not system.artifacts.exists(key):
+        raise NotFound(f"submission {submission_id} has no artifact {name!r}")
+    return Response(system.artifacts.get(key), media_type="application/octet-stream")
 
 
 @router.get(

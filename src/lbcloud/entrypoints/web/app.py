@@ -32,6 +32,7 @@ from lbcloud import __version__
 from lbcloud.adapters.metrics import PrometheusMetrics
 from lbcloud.domain.errors import LbcloudError
 from lbcloud.entrypoints.web import api, pages
+from lbcloud.entrypoints.web.api_docs import describe as describe_openapi
 from lbcloud.entrypoints.web.auth import QUERY_TOKEN, InvalidToken, principal_for_token
 from lbcloud.entrypoints.web.errors import status_for
 from lbcloud.entrypoints.web.limits import BodyLimit, CsrfGuard
@@ -231,7 +232,8 @@ def create_app(system: System, *, role: Role = "all") -> FastAPI:
 
         @app.get("/api/docs", include_in_schema=False, response_class=HTMLResponse)
         def api_docs(request: Request) -> HTMLResponse:
-            return pages.render(request, "api_docs.html", spec=app.openapi())
+            spec = app.openapi()
+            return pages.render(request, "api_docs.html", spec=spec, endpoints=describe_openapi(spec))
 
         app.add_middleware(TokenLink, system=system)
     if role in ("all", "dispatcher"):

@@ -1,20 +1,27 @@
-"""Leaderboard rows: a track's finished submissions with the 15 (2.x) or 12 (1.0) global values.
+"""Leaderboard rows: one per team (its best finished submission), with the 15 (2.x) or 12 (1.0)
+global values, ranked with standard competition ranking (ties share a rank: 1, 2, 2, 4).
 
 The numbers come from the results engine reading each final merged document (``values`` and
-``labels``, spec §2.4), never from hand-parsed JSON.
+``labels``, spec §2.4), never from hand-parsed JSON. Team affiliation and the method's paper or code
+link come from the settings' team profiles (``web.team_profiles``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from pydantic import BaseModel
 
 from lbcloud.domain.errors import InputError
+from lbcloud.domain.results.evalai_format import SENSOR_NAMES
 from lbcloud.domain.results.model import LABELS_2X, ResultsFile
 from lbcloud.domain.results.reader import parse_results
 from lbcloud.domain.results.statistics import labels_for, values_for
+from lbcloud.domain.state_words import count_routes, describe_submission
+from lbcloud.domain.submissions import ACTIVE, Submission
 from lbcloud.services.ports import MergedResult, StateStore
+from lbcloud.settings import TeamProfile
 
 # the first three labels are scores (higher is better for DS/RC, closer to 1 for IP)
 SCORE_LABELS = LABELS_2X[:3]
@@ -48,20 +55,39 @@ class LeaderboardColumn(BaseModel):
 
 
 class LeaderboardEntry(BaseModel):
+    """One team's row. ``submissions`` counts the team's finished submissions on the track (the row
+    shows the best of them)."""
+
     rank: int
     submission_id: int
     team: str
     method: str | None
+    method_url: str | None
+    affiliation: str | None
+    sensors: str
     values: list[float | None]
     entry_status: str
     date: datetime
+    submissions: int
+    submission_url: str
     manifest_url: str
+
+
+class RunningEntry(BaseModel):
+    """A submission being evaluated on the track right now (the "running now" strip)."""
+
+    submission_id: int
+    team: str
+    word: str
+    detail: str
+    percent: int | None
 
 
 class Leaderboard(BaseModel):
     track: str
     columns: list[LeaderboardColumn]
     entries: list[LeaderboardEntry]
+    running: list[RunningEntry]
 
 
 def column_key(label: str) -> str:
@@ -86,23 +112,77 @@ def _values(merged: MergedResult) -> tuple[ResultsFile | None, list[float | None
     return results, [_number(v) for v in values_for(results.global_record, results.format)]
 
 
-def build_leaderboard(store: StateStore, track: str) -> Leaderboard:
-    """The leaderboard of ``track``, best driving score first (the store's order)."""
+def sensor_summary(sensors: Sequence[str]) -> str:
+    """``("carla_camera", "carla_camera", "carla_gnss")`` → ``2× RGB Camera, GNSS``."""
+    counts: dict[str, int] = {}
+    for icon in sensors:
+        counts[icon] = counts.get(icon, 0) + 1
+    parts = [
+        f"{n}× {SENSOR_NAMES.get(icon, icon)}" if n > 1 else SENSOR_NAMES.get(icon, icon) for icon, n in counts.items()
+    ]
+    return ", ".join(parts) or "–"
+
+
+def competition_ranks(scores: Sequence[float | None]) -> list[int]:
+    """Standard competition ranking of ``scores`` given best first: equal scores share the rank of
+    the first of them, and the next rank skips (1, 2, 2, 4)."""
+    ranks: list[int] = []
+    for index, score in enumerate(scores):
+        if index and score == scores[index - 1]:
+            ranks.append(ranks[-1])
+        else:
+            ranks.append(index + 1)
+    return ranks
+
+
+def best_per_team(rows: Sequence[tuple[Submission, MergedResult]]) -> list[tuple[Submission, MergedResult, int]]:
+    """The first (best) row of each team in ``rows`` (already best first), with the team's row count."""
+    firsts: dict[str, tuple[Submission, MergedResult]] = {}
+    counts: dict[str, int] = {}
+    for submission, merged in rows:
+        counts[submission.team] = counts.get(submission.team, 0) + 1
+        firsts.setdefault(submission.team, (submission, merged))
+    return [(s, m, counts[s.team]) for s, m in firsts.values()]
+
+
+def running_now(store: StateStore, track: str) -> list[RunningEntry]:
+    """Submissions of ``track`` being evaluated, oldest first."""
+    out = []
+    for sub in reversed(store.list_submissions(track=track, statuses=sorted(ACTIVE), limit=50)):
+        view = describe_submission(sub.status, count_routes([t.status for t in store.route_tasks(sub.id)]), sub.reason)
+        out.append(
+            RunningEntry(submission_id=sub.id, team=sub.team, word=view.word, detail=view.detail, percent=view.percent)
+        )
+    return out
+
+
+def build_leaderboard(store: StateStore, track: str, profiles: Mapping[str, TeamProfile] | None = None) -> Leaderboard:
+    """The leaderboard of ``track``: one row per team (its best finished submission), best driving
+    score first, ties sharing a rank."""
+    profiles = profiles or {}
     labels: tuple[str, ...] = LABELS_2X
     entries: list[LeaderboardEntry] = []
-    for rank, (submission, merged) in enumerate(store.leaderboard(track), start=1):
+    best = best_per_team(store.leaderboard(track))
+    ranks = competition_ranks([merged.driving_score for _, merged, _ in best])
+    for rank, (submission, merged, count) in zip(ranks, best, strict=True):
         results, values = _values(merged)
         if results is not None and results.global_record is not None:
             labels = labels_for(results.format)
+        profile = profiles.get(submission.team, TeamProfile())
         entries.append(
             LeaderboardEntry(
                 rank=rank,
                 submission_id=submission.id,
                 team=submission.team,
                 method=submission.method_name,
+                method_url=profile.method_url,
+                affiliation=profile.affiliation,
+                sensors=sensor_summary(results.sensors if results else ()),
                 values=values,
                 entry_status=merged.entry_status,
                 date=merged.updated_at,
+                submissions=count,
+                submission_url=f"/submissions/{submission.id}",
                 manifest_url=f"/api/v1/submissions/{submission.id}/manifest",
             )
         )
@@ -112,4 +192,4 @@ def build_leaderboard(store: StateStore, track: str) -> Leaderboard:
         )
         for lb in labels
     ]
-    return Leaderboard(track=track, columns=columns, entries=entries)
+    return Leaderboard(track=track, columns=columns, entries=entries, running=running_now(store, track))

@@ -6,16 +6,19 @@ from collections import Counter
 
 from pydantic import BaseModel
 
+from lbcloud.domain.state_words import count_routes, describe_submission
 from lbcloud.domain.submissions import ACTIVE, SubmissionStatus
 from lbcloud.domain.tasks import AttemptStatus, RouteTaskStatus
 from lbcloud.domain.tracks import Pool
 from lbcloud.entrypoints.web.progress import Workload, estimate
 from lbcloud.entrypoints.web.views import (
     AttemptOut,
+    StateOut,
     SubmissionOut,
     attempt_out,
     pool_name,
     pool_slots,
+    state_out,
     submission_out,
 )
 from lbcloud.entrypoints.wiring import System
@@ -33,6 +36,7 @@ class PoolOut(BaseModel):
 
 class QueueItem(BaseModel):
     submission: SubmissionOut
+    state: StateOut
     pending: int
     running: int
     done: int
@@ -57,6 +61,10 @@ class SubmissionUsage(BaseModel):
 
 
 class OperatorOverview(BaseModel):
+    """``waiting``: active submissions with no attempt started yet; ``running_submissions``: the others."""
+
+    waiting: int
+    running_submissions: int
     queue: list[QueueItem]
     running: list[AttemptOut]
     pools: list[PoolOut]
@@ -97,7 +105,9 @@ def build_overview(system: System, recent: int = 20) -> OperatorOverview:
         workloads.setdefault(pool, []).append(Workload(s.id, s.created_at, pool, remaining, longest, started))
         queue.append(
             QueueItem(
-                submission=submission_out(s), pending=len(pending), running=len(running),
+                submission=submission_out(s),
+                state=state_out(describe_submission(s.status, count_routes([t.status for t in tasks]), s.reason)),
+                pending=len(pending), running=len(running),
                 done=sum(1 for t in tasks if t.status is RouteTaskStatus.DONE), total=len(tasks),
                 queue_position=None, eta_s=None,
             )
@@ -141,12 +151,20 @@ def build_overview(system: System, recent: int = 20) -> OperatorOverview:
                         status=by_id[sid].status.value, usage=_usage(u))
         for sid, u in sorted(report.by_submission.items(), key=lambda kv: (-kv[1].cost, -kv[1].hours, kv[0]))
     ]  # fmt: skip
+    recent_out = []
+    for a in recent_failed:
+        out = attempt_out(a, tasks_by_id.get(a.task_id), now)
+        out.team = by_id[a.submission_id].team if a.submission_id in by_id else None
+        recent_out.append(out)
+    waiting = sum(1 for item in queue if item.queue_position is not None)
     return OperatorOverview(
+        waiting=waiting,
+        running_submissions=len(queue) - waiting,
         queue=queue,
         running=[attempt_out(a, tasks_by_id.get(a.task_id), now) for a in live],
         pools=pools,
         failures_by_blame=dict(failures),
-        recent_failures=[attempt_out(a, tasks_by_id.get(a.task_id), now) for a in recent_failed],
+        recent_failures=recent_out,
         usage_by_submission=usage_rows,
         usage_by_team={team: _usage(u) for team, u in sorted(report.by_team.items())},
         total_usage=_usage(report.total),

@@ -21,7 +21,7 @@ from fastapi.templating import Jinja2Templates
 
 from lbcloud import __version__
 from lbcloud.domain.errors import NotFound
-from lbcloud.domain.submissions import SubmissionStatus
+from lbcloud.domain.submissions import ACTIVE, SubmissionStatus
 from lbcloud.entrypoints.web.auth import (
     COOKIE_NAME,
     PUBLIC,
@@ -36,7 +36,8 @@ from lbcloud.entrypoints.web.errors import NotAuthenticated
 from lbcloud.entrypoints.web.leaderboard import build_leaderboard
 from lbcloud.entrypoints.web.limits import csrf_token_for
 from lbcloud.entrypoints.web.operator import build_overview
-from lbcloud.entrypoints.web.views import ProgressOut, build_progress, event_out, submission_out
+from lbcloud.entrypoints.web.route_detail import build_route_detail, completion_chart
+from lbcloud.entrypoints.web.views import ProgressOut, build_progress, event_out, submission_with_state, track_out
 from lbcloud.entrypoints.wiring import System
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -130,17 +131,41 @@ def _login_redirect(request: Request) -> RedirectResponse:
     return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
 
 
+def default_track(system: System) -> str | None:
+    """The track to open first: the first one with a finished entry, else the first with work in
+    progress, else the first track."""
+    names = list(system.tracks)
+    for name in names:
+        if system.store.leaderboard(name):
+            return name
+    active = system.store.list_submissions(statuses=sorted(ACTIVE), limit=1)
+    if active and active[0].track in system.tracks:
+        return active[0].track
+    return names[0] if names else None
+
+
 @router.get("/")
 def home(system: SystemDep) -> RedirectResponse:
-    first = next(iter(system.tracks), None)
-    return RedirectResponse(f"/leaderboard/{first}" if first else "/submissions", status_code=307)
+    first = default_track(system)
+    return RedirectResponse(f"/leaderboard/{first}" if first else "/challenge", status_code=307)
+
+
+@router.get("/leaderboard")
+def leaderboard_default(system: SystemDep) -> RedirectResponse:
+    first = default_track(system)
+    return RedirectResponse(f"/leaderboard/{first}" if first else "/challenge", status_code=307)
+
+
+@router.get("/favicon.ico")
+def favicon() -> RedirectResponse:
+    return RedirectResponse("/static/favicon.svg", status_code=301)
 
 
 @router.get("/leaderboard/{track}", response_class=HTMLResponse)
 def leaderboard_page(track: str, request: Request, system: SystemDep, principal: PrincipalDep) -> HTMLResponse:
     if track not in system.tracks:
         raise NotFound(f"no track {track!r}")
-    board = build_leaderboard(system.store, track)
+    board = build_leaderboard(system.store, track, system.settings.web.team_profiles)
     return render(request, "leaderboard.html", board=board, track=system.tracks[track], current_track=track)
 
 
@@ -149,8 +174,25 @@ def submissions_page(request: Request, system: SystemDep, principal: PrincipalDe
     if not principal.signed_in:
         return _login_redirect(request)
     team = None if principal.is_operator else principal.team
-    rows = [submission_out(s) for s in system.store.list_submissions(team=team, limit=500)]
-    return render(request, "submissions.html", submissions=rows)
+    rows = [submission_with_state(system.store, s) for s in system.store.list_submissions(team=team, limit=500)]
+    usage = []
+    if team is not None:
+        for track in system.tracks.values():
+            if track.limits.any:
+                usage.append((track.name, system.intake.limit_usage(team, track).summary()))
+    return render(request, "submissions.html", submissions=rows, usage=usage)
+
+
+@router.get("/challenge", response_class=HTMLResponse)
+def challenge_page(request: Request, system: SystemDep, principal: PrincipalDep) -> HTMLResponse:
+    boards = {name: len(system.store.leaderboard(name)) for name in system.tracks}
+    return render(
+        request,
+        "challenge.html",
+        challenge=system.settings.web.challenge,
+        track_rows=[(track_out(t), t, boards[name]) for name, t in system.tracks.items()],
+        public_url=system.settings.web.public_url or str(request.base_url).rstrip("/"),
+    )
 
 
 @router.get("/submissions/{submission_id}", response_class=HTMLResponse)
@@ -170,6 +212,17 @@ def submission_page(submission_id: int, request: Request, system: SystemDep, pri
         can_cancel=not submission.status.terminal,
         can_resume=principal.is_operator and submission.status in (SubmissionStatus.FAILED, SubmissionStatus.CANCELLED),
     )
+
+
+@router.get("/submissions/{submission_id}/routes/{instance_id}", response_class=HTMLResponse)
+def route_page(
+    submission_id: int, instance_id: str, request: Request, system: SystemDep, principal: PrincipalDep
+) -> Response:
+    if not principal.signed_in:
+        return _login_redirect(request)
+    submission = visible_submission(system, principal, submission_id)
+    detail = build_route_detail(system, submission, instance_id)
+    return render(request, "route.html", d=detail, r=detail.route, chart=completion_chart(detail))
 
 
 @router.get("/operator", response_class=HTMLResponse)

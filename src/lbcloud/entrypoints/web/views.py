@@ -10,20 +10,29 @@ import json
 from collections import Counter
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from lbcloud.domain import artifact_keys
 from lbcloud.domain.errors import InputError
 from lbcloud.domain.results.model import ResultFormat, RouteRecord
 from lbcloud.domain.results.reader import record_from_json, results_from_json
+from lbcloud.domain.state_words import StateView, count_routes, describe_attempt, describe_route, describe_submission
 from lbcloud.domain.submissions import ACTIVE, Submission, SubmissionStatus
 from lbcloud.domain.tasks import Attempt, AttemptStatus, RouteTask, RouteTaskStatus
 from lbcloud.domain.tracks import ScorerVersion, SimulatorKind, Track
 from lbcloud.entrypoints.web.progress import Workload, estimate
 from lbcloud.entrypoints.wiring import System
-from lbcloud.services.ports import Event
+from lbcloud.services.ports import Event, StateStore
 
 LOG_STREAMS = tuple(s.value for s in artifact_keys.LogStream)
+
+
+class LimitsOut(BaseModel):
+    """Submissions a team may make to the track (null: no limit)."""
+
+    per_day: int | None
+    total: int | None
+    concurrent: int | None
 
 
 class TrackOut(BaseModel):
@@ -35,6 +44,25 @@ class TrackOut(BaseModel):
     slots: int
     gpus_per_attempt: int
     description: str
+    limits: LimitsOut
+
+
+class StateOut(BaseModel):
+    """How a state is shown (the same words in the CLI, the pages and EvalAI's stdout):
+    ``word`` (the badge), ``tone`` (neutral, active, good, warn, bad), one ``detail`` sentence, and
+    ``percent`` of the progress bar (None: no bar)."""
+
+    word: str
+    tone: str
+    detail: str
+    percent: int | None
+    terminal: bool
+
+
+def state_out(view: StateView) -> StateOut:
+    return StateOut(
+        word=view.word, tone=view.tone.value, detail=view.detail, percent=view.percent, terminal=view.terminal
+    )
 
 
 class SubmissionOut(BaseModel):
@@ -52,6 +80,7 @@ class SubmissionOut(BaseModel):
     terminal: bool
     created_at: datetime
     updated_at: datetime
+    state: StateOut | None = Field(default=None, description="Set in lists: the words, tone and progress")
 
 
 class AttemptOut(BaseModel):
@@ -75,6 +104,8 @@ class AttemptOut(BaseModel):
     duration_s: float | None
     sim_ratio: float | None
     logs: dict[str, str]
+    state: StateOut
+    team: str | None = Field(default=None, description="Set in the operator overview")
     recording: str | None = None
     """The simulator's recording of the route (CARLA tracks), when one was kept."""
 
@@ -101,6 +132,8 @@ class RouteOut(BaseModel):
     wall_s: float | None
     sim_ratio: float | None
     record_url: str | None
+    detail_url: str
+    state: StateOut
 
 
 class EventOut(BaseModel):
@@ -122,6 +155,7 @@ class ProgressOut(BaseModel):
     """
 
     submission: SubmissionOut
+    state: StateOut
     done: int
     total: int
     counts: dict[str, int]
@@ -147,6 +181,7 @@ def track_out(track: Track) -> TrackOut:
         slots=track.pool.slots,
         gpus_per_attempt=track.pool.gpus_per_attempt,
         description=track.description,
+        limits=LimitsOut(per_day=track.limits.per_day, total=track.limits.total, concurrent=track.limits.concurrent),
     )
 
 
@@ -167,6 +202,15 @@ def submission_out(s: Submission) -> SubmissionOut:
         created_at=s.created_at,
         updated_at=s.updated_at,
     )
+
+
+def submission_with_state(store: StateStore, s: Submission) -> SubmissionOut:
+    """:func:`submission_out` with its state words (reads the submission's route tasks)."""
+    out = submission_out(s)
+    out.state = state_out(
+        describe_submission(s.status, count_routes([t.status for t in store.route_tasks(s.id)]), s.reason)
+    )
+    return out
 
 
 def event_out(e: Event) -> EventOut:
@@ -202,6 +246,7 @@ def attempt_out(attempt: Attempt, task: RouteTask | None, now: datetime, *, reco
         duration_s=attempt_seconds(attempt, now),
         sim_ratio=attempt.sim_ratio,
         logs={stream: f"{base}/{stream}" for stream in LOG_STREAMS},
+        state=state_out(describe_attempt(attempt.status, attempt.outcome, attempt.blame)),
         recording=f"/api/v1/submissions/{attempt.submission_id}/attempts/{attempt.id}/recording" if recorded else None,
     )
 
@@ -264,6 +309,12 @@ def route_out(task: RouteTask, attempts: list[Attempt], fmt: ResultFormat, now: 
         sim_ratio=ratio,
         record_url=(
             f"/api/v1/submissions/{task.submission_id}/routes/{task.instance_id}/record" if task.record_json else None
+        ),
+        detail_url=f"/submissions/{task.submission_id}/routes/{task.instance_id}",
+        state=state_out(
+            describe_route(
+                task.status, blame=task.blame, record_status=record.status if record else None, reason=task.reason
+            )
         ),
     )
 
@@ -373,8 +424,10 @@ def build_progress(system: System, submission: Submission) -> ProgressOut:
     ds, rc, ip = (merged.driving_score, merged.route_completion, merged.infraction_penalty) if merged else (None,) * 3
     if ds is None:
         ds, rc, ip = partial_means(routes)
+    view = describe_submission(submission.status, count_routes([t.status for t in tasks]), submission.reason)
     return ProgressOut(
         submission=submission_out(submission),
+        state=state_out(view),
         done=sum(1 for t in tasks if t.status.settled and t.status is not RouteTaskStatus.CANCELLED),
         total=len(tasks),
         counts=dict(counts),

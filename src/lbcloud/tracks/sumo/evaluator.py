@@ -4,18 +4,24 @@
 up, steps simulator and agent in lock-step, scores the route with the results engine and rewrites the
 2.x checkpoint after every route. Route statuses, entry statuses and resume follow
 ``leaderboard-results.md`` §4–§5; :class:`ExitCode` tells the caller how the run ended.
+
+The agent never runs in this process: each route gets a fresh agent host (a sandboxed process,
+:mod:`lbcloud.tracks.sumo.agent_link`), or, with ``agent_socket``, one host that connects from
+outside (a container). Whatever the agent does, this side decides the route's status.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
-import math
 import os
+import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
 from typing import Any
@@ -26,8 +32,9 @@ from lbcloud.domain.results.routes import parse_route_file, select_routes
 from lbcloud.domain.results.scoring import FailureReason, build_route_record
 from lbcloud.domain.results.statistics import finalize_results
 from lbcloud.domain.tracks import ScorerVersion
-from lbcloud.tracks.sumo.agent_api import SensorConfig, VehicleControl, validate_sensors
-from lbcloud.tracks.sumo.agent_loader import load_agent_class
+from lbcloud.tracks.sumo.agent_api import SensorConfig, validate_sensors
+from lbcloud.tracks.sumo.agent_link import AgentFault, AgentLink, LogBudget, accept_host, listen, spawn_host
+from lbcloud.tracks.sumo.agent_sandbox import AgentLimits, SandboxMode
 from lbcloud.tracks.sumo.checkpoint import read_checkpoint, resume_point, write_checkpoint
 from lbcloud.tracks.sumo.criteria import CriteriaConfig, RouteCriteria
 from lbcloud.tracks.sumo.network import Town, road_network
@@ -39,7 +46,6 @@ from lbcloud.tracks.sumo.scenario import (
     timeout_budget_s,
 )
 from lbcloud.tracks.sumo.session import SimulationCrashed, SumoSession
-from lbcloud.tracks.sumo.watchdog import AgentRunner, AgentTimeout
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +63,8 @@ class ExitCode(IntEnum):
     """The simulator died, stopped answering or failed to load a route; entry status ``Crashed``."""
     NO_SIMULATOR = 5
     """The simulator could not be reached at start; nothing was run."""
+    NO_AGENT_HOST = 6
+    """The agent host could not be started here (sandbox missing or broken, no process); nothing counted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +86,10 @@ class EvaluatorOptions:
     simulator_timeout_s: float = 30.0
     connect_timeout_s: float = 10.0
     blocked_s: float = 90.0
+    sandbox: SandboxMode = SandboxMode.AUTO
+    limits: AgentLimits = field(default_factory=AgentLimits)
+    agent_socket: Path | None = None
+    """Wait for one agent host to connect here (a container's) instead of starting one per route."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +112,32 @@ class InstanceResult:
     sensors: tuple[SensorConfig, ...] | None = None
     crashed: bool = False
     rejected: bool = False
+    timeline: dict[str, Any] | None = None
+
+
+class RouteTimeline:
+    """What happened when on one route: route completion sampled every ``SAMPLE_S`` simulated seconds,
+    and each infraction with its simulation time (written next to the checkpoint for the route page)."""
+
+    SAMPLE_S = 1.0
+
+    def __init__(self, game_start: float) -> None:
+        self.game_start = game_start
+        self.samples: list[tuple[float, float]] = []
+        self.events: list[dict[str, Any]] = []
+        self._seen = 0
+
+    def observe(self, time_s: float, criteria: RouteCriteria) -> None:
+        t = round(time_s - self.game_start, 2)
+        if not self.samples or t - self.samples[-1][0] >= self.SAMPLE_S:
+            self.samples.append((t, round(float(criteria.route_completion), 2)))
+        for event in criteria.events[self._seen :]:
+            self.events.append({"t": t, "kind": event.kind, "message": event.message})
+        self._seen = len(criteria.events)
+
+    def finish(self, time_s: float, criteria: RouteCriteria) -> dict[str, Any]:
+        self.samples.append((round(time_s - self.game_start, 2), round(float(criteria.route_completion), 2)))
+        return {"samples": self.samples, "events": self.events}
 
 
 def _extra_attributes(data: bytes) -> dict[str, dict[str, str]]:
@@ -148,50 +186,76 @@ def _failed_record(
     )  # fmt: skip
 
 
+class AgentHostUnavailable(LbcloudError):
+    """The agent host could not be started: the platform's fault, never the agent's."""
+
+
 class Evaluator:
     """One run over a list of instances on one simulator session."""
 
-    def __init__(self, options: EvaluatorOptions, agent_class: type, session: SumoSession, workdir: Path) -> None:
+    def __init__(self, options: EvaluatorOptions, session: SumoSession, workdir: Path, output: LogBudget) -> None:
         self.options = options
-        self.agent_class = agent_class
         self.session = session
         self.workdir = workdir
+        self.output = output
         self.sensors: tuple[SensorConfig, ...] | None = None
+        self._listener = listen(options.agent_socket) if options.agent_socket is not None else None
+        self._external: AgentLink | None = None
+
+    def close(self) -> None:
+        if self._external is not None:
+            self._external.close()
+        if self._listener is not None:
+            self._listener.close()
+
+    def _connect(self) -> AgentLink:
+        opts = self.options
+        if self._listener is None:
+            try:
+                return spawn_host(
+                    opts.agent, timeout_s=opts.setup_timeout_s, mode=opts.sandbox, limits=opts.limits,
+                    output=self.output, files=[opts.agent_config],
+                )  # fmt: skip
+            except RuntimeError as err:
+                raise AgentHostUnavailable(str(err)) from err
+        if self._external is None:
+            self._external = accept_host(self._listener, opts.setup_timeout_s)
+        return self._external
 
     def run_instance(self, instance: Instance) -> InstanceResult:
         """Set up the agent, load the instance, drive and score it."""
-        runner = AgentRunner(f"agent-{instance.route_id}")
         try:
-            return self._run(instance, runner)
+            link = self._connect()
+        except AgentFault as err:
+            log.error("%s: the agent could not be set up: %s", instance.route_id, err)
+            return InstanceResult(_failed_record(instance, FailureReason.AGENT_SETUP_FAILED, self.options.scorer))
+        try:
+            return self._run(instance, link)
         finally:
-            runner.close()
+            if link is not self._external:
+                link.close()
 
-    def _setup_agent(self, instance: Instance, runner: AgentRunner) -> Any:
-        def construct() -> Any:
-            agent = self.agent_class("127.0.0.1", self.options.port, False)
-            set_plan = getattr(agent, "set_global_plan", None)
-            if callable(set_plan):
-                set_plan(list(instance.route.waypoints))
-            agent.setup(self.options.agent_config)
-            return agent
-
-        return runner.call(self.options.setup_timeout_s, construct)
-
-    def _run(self, instance: Instance, runner: AgentRunner) -> InstanceResult:
+    def _run(self, instance: Instance, link: AgentLink) -> InstanceResult:
         opts = self.options
         try:
-            agent = self._setup_agent(instance, runner)
-        except Exception as err:
-            log.error("%s: the agent could not be set up: %s: %s", instance.route_id, type(err).__name__, err)
+            answer = link.setup(instance.route_id, instance.route.waypoints, opts.agent_config, opts.setup_timeout_s)
+        except AgentFault as err:
+            if err.stage == "sensors":
+                log.error("%s: the agent's sensors are invalid: %s", instance.route_id, err.message)
+                self._destroy(link)
+                return InstanceResult(
+                    _failed_record(instance, FailureReason.SENSORS_INVALID, opts.scorer), rejected=True
+                )
+            log.error("%s: the agent could not be set up: %s", instance.route_id, err)
             return InstanceResult(_failed_record(instance, FailureReason.AGENT_SETUP_FAILED, opts.scorer))
         newly_validated = False
         if self.sensors is None:
             try:
-                self.sensors = validate_sensors(runner.call(opts.setup_timeout_s, agent.sensors))
+                self.sensors = validate_sensors(answer)
                 newly_validated = True
-            except Exception as err:
+            except ValueError as err:
                 log.error("%s: the agent's sensors are invalid: %s", instance.route_id, err)
-                self._destroy(runner, agent)
+                self._destroy(link)
                 record = _failed_record(instance, FailureReason.SENSORS_INVALID, opts.scorer)
                 return InstanceResult(record, rejected=True)
         sensors = self.sensors
@@ -201,7 +265,7 @@ class Evaluator:
             start = self.session.load(load_arguments(files), files.edges, instance.route.waypoints, reach)
         except SimulationCrashed as err:
             log.error("%s: the simulator failed to load the route: %s", instance.route_id, err)
-            self._destroy(runner, agent)
+            self._destroy(link)
             record = _failed_record(instance, FailureReason.SIMULATION_CRASHED, opts.scorer)
             return InstanceResult(record, sensors if newly_validated else None, crashed=True)
         length = start.route_length_m
@@ -210,29 +274,30 @@ class Evaluator:
         crashed = False
         began = time.monotonic()
         game_start = 0.0
+        timeline = RouteTimeline(0.0)
         try:
             game_start = self.session.simulation_time()
+            timeline = RouteTimeline(game_start)
             obs, raw = self.session.observe()
             criteria.update(obs)
+            timeline.observe(obs.time, criteria)
             frame = 0
             while True:
                 readings = self.session.readings(sensors, obs, raw)
-                data = {key: (frame, value) for key, value in readings.items()}
                 try:
-                    control = _as_control(runner.call(opts.step_timeout_s, agent.run_step, data, obs.time))
-                except AgentTimeout as err:
-                    log.error("%s: the agent hung in run_step: %s", instance.route_id, err)
-                    failure = FailureReason.AGENT_CRASHED
-                    break
-                except Exception as err:
-                    log.error("%s: the agent crashed: %s: %s", instance.route_id, type(err).__name__, err)
+                    control = link.step(frame, obs.time, readings, opts.step_timeout_s)
+                except AgentFault as err:
+                    what = "hung in run_step" if err.timed_out else "crashed"
+                    log.error("%s: the agent %s: %s", instance.route_id, what, err)
                     failure = FailureReason.AGENT_CRASHED
                     break
                 self.session.apply(control, obs.speed, obs.road_id)
                 self.session.step()
                 frame += 1
                 obs, raw = self.session.observe()
-                if criteria.update(obs) is not None:
+                ended = criteria.update(obs)
+                timeline.observe(obs.time, criteria)
+                if ended is not None:
                     break
         except SimulationCrashed as err:
             log.error("%s: the simulation crashed: %s", instance.route_id, err)
@@ -240,36 +305,19 @@ class Evaluator:
         duration_system = time.monotonic() - began
         last = criteria.last
         duration_game = (last.time - game_start) if last is not None else 0.0
-        self._destroy(runner, agent)
+        self._destroy(link)
         record = build_route_record(
             index=instance.position, route_id=instance.route_id, route_completion=criteria.route_completion,
             events=list(criteria.events), route_length=length, duration_game=max(duration_game, 0.0),
             duration_system=duration_system, scorer=opts.scorer, failure=failure.value if failure else None,
         )  # fmt: skip
-        return InstanceResult(record, sensors if newly_validated else None, crashed=crashed)
+        route_timeline = timeline.finish(last.time if last is not None else game_start, criteria)
+        return InstanceResult(record, sensors if newly_validated else None, crashed=crashed, timeline=route_timeline)
 
-    def _destroy(self, runner: AgentRunner, agent: Any) -> None:
-        if runner.hung:
-            return
-        try:
-            runner.call(self.options.setup_timeout_s, agent.destroy)
-        except Exception as err:  # a failing destroy does not change the route's result
-            log.warning("the agent's destroy() failed: %s: %s", type(err).__name__, err)
-
-
-def _as_control(control: Any) -> VehicleControl:
-    """The agent's answer as a VehicleControl; TypeError (an agent fault) for anything unusable."""
-    if not all(hasattr(control, name) for name in ("throttle", "brake", "steer")):
-        raise TypeError(f"run_step returned {type(control).__name__}, not a VehicleControl")
-    try:
-        values = [float(control.throttle), float(control.steer), float(control.brake)]
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"run_step returned a control with a non-numeric field: {err}") from None
-    if not all(math.isfinite(v) for v in values):
-        raise TypeError(f"run_step returned a control with a non-finite field: {values}")
-    return VehicleControl(
-        throttle=values[0], steer=values[1], brake=values[2], hand_brake=bool(getattr(control, "hand_brake", False))
-    )
+    def _destroy(self, link: AgentLink) -> None:
+        problem = link.destroy(self.options.setup_timeout_s)
+        if problem is not None:  # a failing destroy does not change the route's result
+            log.warning("the agent's destroy() failed: %s", problem)
 
 
 def _document(
@@ -281,10 +329,27 @@ def _document(
     )  # fmt: skip
 
 
+@contextlib.contextmanager
+def _closing(evaluator: Evaluator) -> Iterator[Evaluator]:
+    try:
+        yield evaluator
+    finally:
+        evaluator.close()
+
+
+def _check_agent_reference(options: EvaluatorOptions) -> None:
+    """The operator's ``--agent`` names something (its content is the agent's business); raises InputError."""
+    if options.agent_socket is not None:
+        return
+    location = options.agent.rpartition(":")[0] if ":" in options.agent else options.agent
+    if location.endswith(".py") and not Path(location).is_file():
+        raise InputError(f"--agent: no such file {location}")
+
+
 def evaluate(options: EvaluatorOptions, *, echo: Callable[[str], None] = print) -> ExitCode:
     """Run the evaluator; returns the exit code. Raises InputError (exit 2) for bad input."""
     instances = load_instances(options.routes, options.routes_subset, options.repetitions)
-    agent_class = load_agent_class(options.agent)
+    _check_agent_reference(options)
     expected = [instance.route_id for instance in instances]
     folder = options.checkpoint.parent
     try:
@@ -301,7 +366,7 @@ def evaluate(options: EvaluatorOptions, *, echo: Callable[[str], None] = print) 
         echo(f"error: {err}")
         return ExitCode.NO_SIMULATOR
     try:
-        return _run(options, instances, expected, agent_class, session, echo)
+        return _run(options, instances, expected, session, echo)
     finally:
         session.close()
 
@@ -310,7 +375,6 @@ def _run(
     options: EvaluatorOptions,
     instances: Sequence[Instance],
     expected: Sequence[str],
-    agent_class: type,
     session: SumoSession,
     echo: Callable[[str], None],
 ) -> ExitCode:
@@ -326,8 +390,13 @@ def _run(
         options.checkpoint.parent.mkdir(parents=True, exist_ok=True)
         options.checkpoint.write_bytes(b"")
     sensors_set_up = False
-    with tempfile.TemporaryDirectory(prefix="lbcloud-sumo-") as workdir:
-        evaluator = Evaluator(options, agent_class, session, Path(workdir))
+    timelines: dict[str, Any] = {}
+    timeline_path = options.checkpoint.with_name(f"{options.checkpoint.stem}.timeline.json")
+    output = LogBudget(sys.stdout.buffer, options.limits.log_bytes)
+    with (
+        tempfile.TemporaryDirectory(prefix="lbcloud-sumo-") as workdir,
+        _closing(Evaluator(options, session, Path(workdir), output)) as evaluator,
+    ):
         for instance in instances[start:]:
             echo(f"[{instance.position + 1}/{total}] {instance.route_id}")
             result = evaluator.run_instance(instance)
@@ -340,7 +409,13 @@ def _run(
                 records.append(result.record)
             entry = "Crashed" if result.crashed else "Rejected" if result.rejected else "Started"
             write_checkpoint(options.checkpoint, _document(records, instance.position + 1, total, icons, entry))
+            if result.timeline is not None:
+                timelines[instance.route_id] = result.timeline
+                timeline_path.write_text(json.dumps(timelines), encoding="utf-8")
             echo(f"    {result.record.status} (driving score {result.record.scores.score_composed})")
+            for kind, messages in result.record.infractions.items():
+                for message in messages:
+                    echo(f"      {kind}: {message}")
             if result.crashed:
                 return ExitCode.CRASHED
             if result.rejected:
@@ -362,6 +437,9 @@ def run_with_errors(options: EvaluatorOptions, echo: Callable[[str], None] = pri
     except InputError as err:
         echo(f"error: {err}")
         return int(ExitCode.USAGE)
+    except AgentHostUnavailable as err:
+        echo(f"error: {err}")
+        return int(ExitCode.NO_AGENT_HOST)
     except LbcloudError as err:
         echo(f"error: {err}")
         return int(ExitCode.CRASHED)

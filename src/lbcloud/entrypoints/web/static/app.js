@@ -39,12 +39,18 @@ function reapplySort(table) {
   }
 }
 
+/* Each sortable header gets a real button: reachable with Tab, sorted with Enter or Space, or a click. */
 function initSortable(root) {
   root.querySelectorAll("table.sortable").forEach((table) => {
     if (!table.tHead) return;
     Array.from(table.tHead.rows[0].cells).forEach((th, index) => {
-      if (!th.classList.contains("sortable")) return;
-      th.addEventListener("click", () => {
+      if (!th.classList.contains("sortable") || th.querySelector("button.sort")) return;
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "sort";
+      while (th.firstChild) button.appendChild(th.firstChild);
+      th.appendChild(button);
+      button.addEventListener("click", () => {
         const current = th.getAttribute("aria-sort");
         const numeric = th.dataset.type === "num";
         const next = current ? (current === "ascending" ? "descending" : "ascending") : (numeric ? "descending" : "ascending");
@@ -55,7 +61,6 @@ function initSortable(root) {
 }
 
 /* ---------------------------------------------------------------- helpers */
-function statusLabel(status) { return String(status).replace(/_/g, " "); }
 
 async function postJSON(url) {
   const csrf = document.querySelector('meta[name="csrf-token"]')?.content || "";
@@ -85,13 +90,13 @@ class LogViewer {
   /* Keep the attempt list current; follow the newest live attempt unless the user picked one. */
   update(attempts) {
     const options = attempts.slice().reverse();
-    const wanted = options.map((a) => `${a.id}:${a.outcome || a.status}`).join(",");
+    const wanted = options.map((a) => `${a.id}:${a.state.word}`).join(",");
     if (this.select.dataset.ids !== wanted) {
       this.select.innerHTML = "";
       options.forEach((a) => {
         const o = document.createElement("option");
         o.value = String(a.id);
-        o.textContent = `attempt ${a.id} · ${a.route} #${a.number} · ${a.outcome || statusLabel(a.status)}`;
+        o.textContent = `attempt ${a.id} · ${a.route} #${a.number} · ${a.state.word}`;
         this.select.appendChild(o);
       });
       this.select.dataset.ids = wanted;
@@ -157,8 +162,9 @@ function initSubmissionPage() {
       if (!window.confirm(`Cancel submission #${id}? Route records already done are kept.`)) return;
       cancel.disabled = true;
       try {
-        const s = await postJSON(`/api/v1/submissions/${id}/cancel`);
-        setStatus(s.status, s.reason);
+        await postJSON(`/api/v1/submissions/${id}/cancel`);
+        const response = await fetch(`/api/v1/submissions/${id}`, { credentials: "same-origin" });
+        if (response.ok) setStatus(await response.json());
       } catch (err) {
         cancel.disabled = false;
         window.alert(err.message);
@@ -174,14 +180,15 @@ function initSubmissionPage() {
     });
   }
 
-  function setStatus(status, reason) {
-    badge.className = `badge s-${status}`;
-    badge.textContent = statusLabel(status);
-    document.title = `Submission #${id} (${statusLabel(status)}) · lbcloud`;
-    const terminal = ["finished", "failed", "cancelled"].includes(status);
-    if (cancel && terminal) cancel.hidden = true;
-    const line = document.getElementById("reason-line");
-    if (reason) { document.getElementById("reason").textContent = reason; line.hidden = false; }
+  /* The badge, title and sentence come from the server's one state table (progress.state). */
+  function setStatus(p) {
+    const state = p.state;
+    badge.className = `badge tone-${state.tone}`;
+    badge.dataset.status = p.submission.status;
+    badge.textContent = state.word;
+    document.title = `Submission #${id} (${state.word}) · lbcloud`;
+    if (cancel && state.terminal) cancel.hidden = true;
+    document.getElementById("state-detail").textContent = state.detail;
   }
 
   function applyProgress(data) {
@@ -192,7 +199,7 @@ function initSubmissionPage() {
     }
     reapplySort(routesTable);
     const p = data.progress;
-    setStatus(p.submission.status, p.submission.reason);
+    setStatus(p);
     viewer.update(p.attempts);
     body.dataset.updates = String(Number(body.dataset.updates || "0") + 1);
   }

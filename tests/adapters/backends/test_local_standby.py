@@ -1,0 +1,83 @@
+"""Standby attempts: the next attempt's supervisor and fresh simulator start while a route runs, and
+a launch takes them over. Real processes and sockets on 127.0.0.1."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from lbcloud.adapters.artifacts import FilesystemArtifactStore
+from lbcloud.adapters.backends.local import LocalBackend
+from lbcloud.domain.blame import Blame
+from lbcloud.domain.tasks import AttemptOutcome
+from tests.adapters.backends.test_local_ports import _port_block, _spec, _track, _wait_end
+
+# listens on its port and writes its pid; stays up until stopped
+SIMULATOR = (
+    "import os, socket, sys, time; s = socket.socket(); s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(); "
+    "print('simulator pid', os.getpid(), flush=True); time.sleep(60)"
+)
+# writes a one-record checkpoint and exits 0
+EVALUATOR = (
+    "import json, sys; from lbcloud.domain.results.scoring import build_route_record; "
+    "from lbcloud.domain.results.model import ResultFormat, ResultsFile; "
+    "from lbcloud.domain.results.writer import dumps_results; "
+    "r = build_route_record(index=0, route_id='RouteScenario_0_rep0', route_completion=100, events=(), "
+    "route_length=10.0, duration_game=1.0, duration_system=1.0); "
+    "open(sys.argv[1], 'w').write(dumps_results(ResultsFile(ResultFormat.V2X, (r,), (1, 1), sensors=('s',))))"
+)
+
+
+def _ready(folder: Path, timeout_s: float = 20) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not (folder / "simulator.ready").exists():
+        assert time.monotonic() < deadline, "the standby never got ready"
+        time.sleep(0.05)
+
+
+def test_a_launch_takes_the_ready_standby_and_each_attempt_gets_a_fresh_simulator(tmp_path: Path) -> None:
+    lo = _port_block(4)
+    track = _track(
+        tmp_path, (sys.executable, "-c", SIMULATOR, "{port}"), (sys.executable, "-c", EVALUATOR, "{checkpoint}")
+    )
+    backend = LocalBackend(
+        tmp_path / "work", FilesystemArtifactStore(tmp_path / "art"), port_range=(lo, lo + 3),
+        port_lock_dir=tmp_path / "locks", standby=1,
+    )  # fmt: skip
+    try:
+        backend.launch(_spec(track, 1))
+        first = _wait_end(backend)
+        assert first.outcome is AttemptOutcome.RECORD, first.reason
+        (standby,) = (tmp_path / "work").glob("standby-*")
+        _ready(standby)
+        backend.launch(_spec(track, 2))
+        assert not standby.exists(), "the standby became the attempt's folder"
+        second = _wait_end(backend)
+        assert (second.outcome, second.blame) == (AttemptOutcome.RECORD, Blame.NONE), second.reason
+        assert "standby taken by attempt-2" in second.logs["lbcloud"].decode()
+        assert "ended (exit)" in second.logs["lbcloud"].decode()
+        pids = [event.logs["simulator"].decode().split()[-1] for event in (first, second)]
+        assert pids[0] != pids[1], "a fresh simulator process for every attempt"
+        assert len(list((tmp_path / "work").glob("standby-*"))) == 1, "the next one is already on its way"
+    finally:
+        backend.close()
+    assert list((tmp_path / "work").glob("standby-*")) == [], "closing the backend stops its standbys"
+
+
+def test_no_standby_for_a_simulator_command_that_names_the_attempt(tmp_path: Path) -> None:
+    lo = _port_block(2)
+    track = _track(
+        tmp_path, (sys.executable, "-c", SIMULATOR, "{port}", "{workdir}"),
+        (sys.executable, "-c", EVALUATOR, "{checkpoint}"),
+    )  # fmt: skip
+    backend = LocalBackend(
+        tmp_path / "work", FilesystemArtifactStore(tmp_path / "art"), port_range=(lo, lo + 1),
+        port_lock_dir=tmp_path / "locks", standby=1,
+    )  # fmt: skip
+    try:
+        backend.launch(_spec(track, 1))
+        assert _wait_end(backend).outcome is AttemptOutcome.RECORD
+        assert list((tmp_path / "work").glob("standby-*")) == []
+    finally:
+        backend.close()
