@@ -123,6 +123,8 @@ class TrackSettings(BaseModel):
     silence_timeout_s: float = 300.0
     budget_base_s: float = 120.0
     budget_s_per_km: float = 600.0
+    wall_clock_budget: bool = True
+    seed_per_repetition: bool = True
     simulation_ratio_hint: float = 1.0
     read_only_root: bool = True
     qualification: QualificationSettings | None = None
@@ -171,6 +173,8 @@ class TrackSettings(BaseModel):
             silence_timeout_s=self.silence_timeout_s,
             budget_base_s=self.budget_base_s,
             budget_s_per_km=self.budget_s_per_km,
+            wall_clock_budget=self.wall_clock_budget,
+            seed_per_repetition=self.seed_per_repetition,
             simulation_ratio_hint=self.simulation_ratio_hint,
             read_only_root=self.read_only_root,
             qualification=Qualification(self.qualification.track, tuple(sorted(self.qualification.thresholds.items())))

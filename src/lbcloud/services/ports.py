@@ -323,6 +323,7 @@ class AttemptSpec:
     route_id: str
     repetition: int
     budget_s: float
+    """The attempt's wall-clock budget; 0 when the track has none (``Track.wall_clock_budget``)."""
     token: str
     seed: int = 0
 

@@ -347,6 +347,26 @@ def route_record(submission_id: int, instance_id: str, system: SystemDep, princi
 
 
 @router.get(
+    "/submissions/{submission_id}/attempts/{attempt_id}/recording",
+    tags=["attempts"],
+    responses={**ERRORS, 200: {"content": {"application/octet-stream": {}}}},
+)
+def attempt_recording(submission_id: int, attempt_id: int, system: SystemDep, principal: PrincipalDep) -> Response:
+    """The simulator's recording of the attempt's route (CARLA ``--record``), to replay it in CARLA."""
+    visible_submission(system, principal, submission_id)
+    _attempt(system, submission_id, attempt_id)
+    key = artifact_keys.attempt_recording_key(submission_id, attempt_id)
+    if not system.artifacts.exists(key):
+        raise NotFound(f"attempt {attempt_id} of submission {submission_id} has no recording")
+    filename = f"submission-{submission_id}-attempt-{attempt_id}.log"
+    return Response(
+        system.artifacts.get(key),
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@router.get(
     "/submissions/{submission_id}/attempts", response_model=list[AttemptOut], tags=["attempts"], responses=ERRORS
 )
 def attempts(submission_id: int, system: SystemDep, principal: PrincipalDep) -> list[AttemptOut]:
