@@ -11,6 +11,7 @@ pytest_plugins = [
     "tests.services.s3",
     "tests.services.kubernetes",
     "tests.services.kube_node",
+    "tests.services.docker",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

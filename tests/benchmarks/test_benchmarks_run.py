@@ -43,9 +43,10 @@ SMALL_RUNS = {
 
 
 def test_every_benchmark_has_a_small_run_here_or_an_end_to_end_test() -> None:
-    # sumo, demo and sse drive real simulators for a minute or more; the suite covers their paths end to end
+    # sumo, demo and sse drive real simulators for a minute or more; the suite covers their paths end to end.
+    # k8s_node needs the real node: the k8s_node tier runs it on its session's node (tests/e2e/k8s_node).
     names = {p.stem.removeprefix("bench_") for p in BENCHMARKS.glob("bench_*.py")}
-    assert names - set(SMALL_RUNS) == {"sumo", "demo", "sse"}
+    assert names - set(SMALL_RUNS) == {"sumo", "demo", "sse", "k8s_node"}
 
 
 @pytest.mark.parametrize("name", sorted(SMALL_RUNS))

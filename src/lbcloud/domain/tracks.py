@@ -57,11 +57,15 @@ class Toleration:
 
 @dataclass(frozen=True, slots=True)
 class ContainerImages:
-    """Images and commands used by the Kubernetes backend for one track.
+    """Images and commands used by the container backends for one track.
 
     ``contents`` holds the trusted evaluator code and private route files; ``simulator`` runs the
     simulator server; the participant's image runs ``evaluator_command`` (argv with the same
     placeholders as :class:`LocalCommands`).
+
+    With ``agent_command`` (the Docker backend), the participant's image runs only that: an agent
+    host speaking the track's agent protocol on ``{agent_socket}``, while a trusted container of
+    ``evaluator_image`` (default: ``contents``) runs ``trusted_evaluator_command``.
     """
 
     contents: str
@@ -70,6 +74,9 @@ class ContainerImages:
     evaluator_command: tuple[str, ...]
     contents_paths: tuple[str, ...] = ("/workspace",)
     simulator_port: int = 2000
+    agent_command: tuple[str, ...] = ()
+    trusted_evaluator_command: tuple[str, ...] = ()
+    evaluator_image: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +156,8 @@ class Track:
             raise ConfigError(f"track {self.name}: pool {self.pool.name} needs at least one slot")
         if self.local is None and self.images is None:
             raise ConfigError(f"track {self.name}: give local commands, container images, or both")
+        if self.images is not None and bool(self.images.agent_command) != bool(self.images.trusted_evaluator_command):
+            raise ConfigError(f"track {self.name}: images.agent_command and trusted_evaluator_command go together")
 
     def seed_for(self, repetition: int) -> int:
         """The simulator seed of one repetition."""

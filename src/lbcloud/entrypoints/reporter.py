@@ -42,6 +42,8 @@ AGENT_EXIT_FILE = "agent.exit"
 SIMULATOR_READY_FILE = "simulator.ready"
 LOG_FILES = {LogStream.AGENT: "agent.log", LogStream.SIMULATOR: "simulator.log"}
 CHUNK_BYTES = 256 * 1024
+PROBE_INTERVAL_S = 0.2
+"""Rounds while the agent waits for the simulator probe (co-container layout): it starts no later."""
 
 
 class ReportRefused(LbcloudError):
@@ -178,6 +180,11 @@ class Reporter:
             self.offsets[stream] = self.client.log_offset(stream)
 
     @property
+    def simulator_known_ready(self) -> bool:
+        """No probe to do (sidecar layout), or the simulator answered it: rounds at the normal interval."""
+        return self.probe_port is None or (self.run_dir / SIMULATOR_READY_FILE).exists()
+
+    @property
     def agent_done(self) -> bool:
         return (self.run_dir / AGENT_EXIT_FILE).is_file()
 
@@ -264,7 +271,7 @@ class Reporter:
                 return 1
             except LbcloudError as err:  # keep going: the next round retries
                 log.warning("report failed: %s", err)
-            stop.wait(self.interval_s)
+            stop.wait(self.interval_s if self.simulator_known_ready else min(self.interval_s, PROBE_INTERVAL_S))
         try:
             self.finish()
         except LbcloudError as err:

@@ -393,28 +393,7 @@ class LocalBackend:
         return event(outcome, blame, reason, message=detail, record_json=text if keep else None)
 
     def _record(self, tracked: _Tracked) -> tuple[str, RouteRecord] | None:
-        """The checkpoint's single record as a one-record document (``route_id`` set to the task's
-        repetition) and as a value, or None when the evaluator wrote none."""
-        path = tracked.workdir / "checkpoint.json"
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError:
-            return None
-        if not text.strip():
-            return None
-        try:
-            results = parse_results(text, str(path))
-        except LbcloudError as err:
-            log.warning("unreadable checkpoint: %s", err, extra={"attempt": tracked.attempt_id})
-            return None
-        if not results.records:
-            return None
-        record = results.records[-1]
-        if tracked.repetition and results.format is ResultFormat.V2X:
-            route, _ = record.route_and_repetition
-            record = replace(record, route_id=route_id_for(route, tracked.repetition))
-            return dumps_results(replace(results, records=(record,))), record
-        return text, record
+        return checkpoint_record(tracked.workdir / "checkpoint.json", tracked.repetition, tracked.attempt_id)
 
     # ----------------------------------------------------------------------------- cancel / adopt
     def cancel(self, attempt_id: int, handle: str) -> None:
@@ -494,6 +473,30 @@ class LocalBackend:
         for tracked in self._tracked.values():
             if tracked.process is not None:
                 tracked.process.poll()
+
+
+def checkpoint_record(path: Path, repetition: int, attempt_id: int) -> tuple[str, RouteRecord] | None:
+    """The checkpoint's single record as a one-record document (``route_id`` set to the task's
+    repetition) and as a value, or None when the evaluator wrote none (or nothing readable)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    if not text.strip():
+        return None
+    try:
+        results = parse_results(text, str(path))
+    except LbcloudError as err:
+        log.warning("unreadable checkpoint: %s", err, extra={"attempt": attempt_id})
+        return None
+    if not results.records:
+        return None
+    record = results.records[-1]
+    if repetition and results.format is ResultFormat.V2X:
+        route, _ = record.route_and_repetition
+        record = replace(record, route_id=route_id_for(route, repetition))
+        return dumps_results(replace(results, records=(record,))), record
+    return text, record
 
 
 ERROR_LINE = re.compile(r"\bERROR\b|\bCRITICAL\b|Error\b|Exception\b")

@@ -68,14 +68,16 @@ class SupervisorResult:
     simulator_died_at: float | None = None
 
 
-def port_listening(port: int) -> bool:
-    """Whether something listens on TCP ``port`` on this host, without connecting to it.
+def port_listening(port: int, netns_pid: int | None = None) -> bool:
+    """Whether something listens on TCP ``port`` on this host (or in the network namespace of process
+    ``netns_pid``, e.g. a container's), without connecting to it.
 
     A probe connection would use up the simulator's single client session, so on Linux the kernel's
-    socket table is read instead; elsewhere a connect probe is the fallback."""
+    socket table is read instead; elsewhere a connect probe is the fallback (this host only)."""
     hex_port = f":{port:04X}"
     found_table = False
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+    proc = "/proc" if netns_pid is None else f"/proc/{netns_pid}"
+    for table in (f"{proc}/net/tcp", f"{proc}/net/tcp6"):
         try:
             with open(table, encoding="ascii") as fh:
                 found_table = True
@@ -86,7 +88,7 @@ def port_listening(port: int) -> bool:
                         return True
         except OSError:
             continue
-    if found_table:
+    if found_table or netns_pid is not None:
         return False
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # pragma: no cover - non-Linux
         sock.settimeout(0.2)

@@ -395,8 +395,8 @@ def agent_script(spec: AttemptSpec, *, co_container: bool, gpu_handoff: bool) ->
     lines += [
         "# when the evaluator started (and the simulator became ready): participants and benchmarks read it",
         f"ready=$(date -r {SIMULATOR_READY_FILE} +%s.%N 2>/dev/null || echo -)",
-        f'echo "lbcloud: simulator ready at $ready, evaluator started at $(date +%s.%N 2>/dev/null || date +%s)"'
-        f" >> {log}",
+        "now=$(date +%s.%N 2>/dev/null || date +%s)",
+        f'echo "lbcloud: simulator ready at $ready, evaluator started at $now" >> {log}',
     ]
     silence = max(1, math.ceil(spec.track.silence_timeout_s))
     lines += [
@@ -595,7 +595,9 @@ def render_job(spec: AttemptSpec, config: KubernetesConfig) -> Manifest:
     contents_copy = " && ".join(
         f"cp -R {shlex.quote(p.rstrip('/') + '/.')} {STAGING_DIR}/" for p in images.contents_paths
     )
-    small = _resources("100m", "256Mi")
+    # init steps run before the pod's containers, so the scheduler counts only the larger of the two:
+    # the agent's CPU costs nothing extra and keeps Python's start-up from crawling under a 100m quota
+    small = _resources(pool.cpu, "256Mi")
     init_containers: list[Manifest] = [
         {
             "name": CONTENTS,

@@ -1,0 +1,439 @@
+"""The Docker backend: one attempt = a simulator container + a sandboxed agent container.
+
+``launch`` resolves both images (a team's image is pulled once when absent; one that cannot be had
+ends the attempt with the team's blame), copies the track's contents out of its contents image
+(once per image), cuts the route file to the attempt's route, starts the simulator and creates the
+agent container. ``poll`` starts the agent as soon as the simulator listens on its port (read from
+the kernel's socket table of the simulator's network namespace: no sleeps, no probe connection),
+enforces the watchdogs (wall budget, silence), uploads capped logs and reports the end. Everything
+an attempt needs to be found again lives in its folder and in its containers' labels, so a restarted
+dispatcher adopts running attempts, and an attempt's end is written down before its containers are
+removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import socket
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lbcloud.adapters.backends.docker.contents import contents_copies, route_folder
+from lbcloud.adapters.backends.docker.engine import AgentImageError, ContainerState, DockerEngine
+from lbcloud.adapters.backends.docker.outcome import Ending, Stop, judge_ended, stopped
+from lbcloud.adapters.backends.docker.plans import (
+    CHECKPOINT_NAME,
+    LINK_NAME,
+    SCRATCH_NAME,
+    DockerConfig,
+    HostPaths,
+    ImageFacts,
+    Role,
+    agent_plan,
+    container_name,
+    evaluator_plan,
+    has_agent_protocol,
+    images_of,
+    simulator_plan,
+)
+from lbcloud.adapters.backends.local import checkpoint_record, last_error_line
+from lbcloud.adapters.backends.local_supervisor import port_listening
+from lbcloud.domain.artifact_keys import LogStream, attempt_log_key
+from lbcloud.domain.blame import Blame
+from lbcloud.domain.errors import ConfigError, InputError, LbcloudError, Unavailable
+from lbcloud.domain.submissions import AgentKind
+from lbcloud.domain.tasks import Attempt, AttemptOutcome
+from lbcloud.services.ports import ArtifactStore, AttemptSpec, BackendEvent, BackendEventKind
+
+log = logging.getLogger(__name__)
+
+ATTEMPT_FILE = "attempt.json"
+STOP_FILE = "stop.json"
+ENDED_FILE = "ended.json"
+LOG_UPLOAD_INTERVAL_S = 1.0
+AGENT_OUTPUT_MARKER = b"\n[lbcloud: the agent container's own output follows]\n"
+
+
+@dataclass
+class _Tracked:
+    attempt_id: int
+    submission_id: int
+    folder: Path
+    repetition: int
+    budget_s: float
+    silence_s: float
+    launched_at: float
+    gpus: tuple[str, ...] = ()
+    port: int = 0
+    running_reported: bool = False
+    agent_started_at: float | None = None
+    pending: Ending | None = None
+    log_sizes: dict[LogStream, int] = field(default_factory=dict)
+    last_log_upload: float = 0.0
+    last_output_at: float | None = None
+
+
+class DockerBackend:
+    """Implements :class:`lbcloud.services.ports.AttemptBackend` with containers on one Docker Engine."""
+
+    name = "docker"
+
+    def __init__(
+        self,
+        engine: DockerEngine,
+        workdir: Path,
+        artifacts: ArtifactStore,
+        config: DockerConfig,
+        *,
+        gpus: Sequence[str] = (),
+        ready_timeout_s: float = 60.0,
+        pull_timeout_s: float = 600.0,
+    ) -> None:
+        self.engine = engine
+        self.workdir = workdir
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.config = config
+        self._artifacts = artifacts
+        self._gpus = tuple(gpus)
+        self._ready_timeout = ready_timeout_s
+        self._pull_timeout = pull_timeout_s
+        self._tracked: dict[int, _Tracked] = {}
+        self.images: dict[str, ImageFacts] = {}
+        """Facts of the images attempts used, by reference (digests for the manifest)."""
+
+    # ----------------------------------------------------------------------------------- launching
+    def folder_of(self, attempt_id: int) -> Path:
+        return self.workdir / f"attempt-{attempt_id}"
+
+    def launch(self, spec: AttemptSpec) -> str:
+        folder = self.folder_of(spec.attempt_id)
+        (folder / SCRATCH_NAME).mkdir(parents=True, exist_ok=True)
+        # the agent runs as another (unprivileged) user: it may write its folder and scratch only
+        os.chmod(folder, 0o777)
+        os.chmod(folder / SCRATCH_NAME, 0o1777)
+        gpus = self._take_gpus(spec)
+        tracked = _Tracked(
+            spec.attempt_id, spec.submission_id, folder, spec.repetition, spec.budget_s,
+            spec.track.silence_timeout_s, time.time(), gpus, images_of(spec.track).simulator_port,
+        )  # fmt: skip
+        _write_json(folder / ATTEMPT_FILE, {k: v for k, v in asdict(tracked).items() if k in _PERSISTED})
+        self._tracked[spec.attempt_id] = tracked
+        try:
+            self._start(spec, tracked)
+        except (AgentImageError, InputError) as err:
+            # the team's image cannot run this track: the team's fault, reported by the next poll
+            self._remove_containers(spec.attempt_id)
+            _write_json(folder / STOP_FILE, {"stop": Stop.AGENT_IMAGE.value, "detail": str(err)})
+            tracked.pending = stopped(Stop.AGENT_IMAGE, str(err))
+        except LbcloudError:
+            del self._tracked[spec.attempt_id]
+            self._remove_containers(spec.attempt_id)
+            raise
+        return str(folder)
+
+    def _take_gpus(self, spec: AttemptSpec) -> tuple[str, ...]:
+        wanted = spec.track.pool.gpus_per_attempt
+        if wanted == 0:
+            return ()
+        if len(self._gpus) < wanted:
+            raise ConfigError(
+                f"track {spec.track.name} needs {wanted} GPU(s) per attempt; docker.gpus lists {len(self._gpus)}"
+            )
+        busy = {gpu for t in self._tracked.values() for gpu in t.gpus}
+        free = [gpu for gpu in self._gpus if gpu not in busy]
+        if len(free) < wanted:
+            raise Unavailable(f"all GPUs are busy ({', '.join(self._gpus)}); lower docker.slots to len(docker.gpus)")
+        return tuple(free[:wanted])
+
+    def _start(self, spec: AttemptSpec, tracked: _Tracked) -> None:
+        if spec.agent.kind is not AgentKind.IMAGE:
+            raise InputError("the Docker backend evaluates images: submit one with `lbcloud submit --image`")
+        images = images_of(spec.track)
+        simulator = self._image(images.simulator, team=False)
+        agent = self._image(spec.agent.ref, team=True)
+        link = None
+        if has_agent_protocol(spec.track):
+            link = tracked.folder / LINK_NAME
+            link.mkdir(exist_ok=True)
+            os.chmod(link, 0o1777)
+        paths = HostPaths(
+            folder=tracked.folder,
+            contents=contents_copies(
+                self.engine, self.workdir, self._image(images.contents, team=False), images.contents_paths
+            ),
+            routes=route_folder(spec, tracked.folder),
+            link=link,
+        )
+        gpu = ",".join(tracked.gpus) or None
+        plans = [agent_plan(spec, self.config, paths, agent, gpu)]
+        if link is not None:
+            evaluator = self._image(images.evaluator_image or images.contents, team=False)
+            plans.insert(0, evaluator_plan(spec, self.config, paths, evaluator, agent, gpu))
+        self.engine.run(simulator_plan(spec, self.config, paths, gpu, image_id=simulator.id))
+        for plan in plans:  # started once the simulator listens
+            self.engine.create(plan)
+
+    def _image(self, ref: str, *, team: bool) -> ImageFacts:
+        facts = self.engine.image(ref, team=team, pull_timeout_s=self._pull_timeout)
+        self.images[ref] = facts
+        return facts
+
+    # ------------------------------------------------------------------------------------- polling
+    def poll(self) -> list[BackendEvent]:
+        events: list[BackendEvent] = []
+        for attempt_id, tracked in list(self._tracked.items()):
+            try:
+                event = self._poll_one(tracked)
+            except Unavailable as err:
+                log.warning("docker engine: %s", err, extra={"attempt": attempt_id})
+                continue
+            if event is not None:
+                events.append(event)
+                if event.kind is BackendEventKind.ENDED:
+                    del self._tracked[attempt_id]
+        return events
+
+    def _states(self, tracked: _Tracked) -> dict[Role, ContainerState]:
+        states = {}
+        for role in Role:
+            state = self.engine.state(container_name(self.config, tracked.attempt_id, role))
+            if state is not None:
+                states[role] = state
+        return states
+
+    def _poll_one(self, tracked: _Tracked) -> BackendEvent | None:
+        if tracked.pending is not None:
+            return self._end(tracked, tracked.pending)
+        stop = _read_json(tracked.folder / STOP_FILE)
+        if stop is not None:
+            return self._end(tracked, stopped(Stop(stop["stop"]), stop["detail"]))
+        states = self._states(tracked)
+        # the container whose exit decides: the trusted evaluator, else the agent running the evaluator
+        judge = states.get(Role.EVALUATOR) or states.get(Role.AGENT)
+        sim = states.get(Role.SIMULATOR)
+        if judge is None or (sim is None and judge.status == "created"):
+            gone = Ending(AttemptOutcome.LOST, Blame.INFRASTRUCTURE, "the attempt's containers are gone")
+            return self._end(tracked, gone)
+        if judge.status == "created":
+            return self._wait_for_simulator(tracked, states)
+        self._upload_logs(tracked)
+        if judge.ended:
+            has_record = (tracked.folder / CHECKPOINT_NAME).exists()
+            agent = states.get(Role.AGENT) if judge.role is Role.EVALUATOR else None
+            return self._end(tracked, judge_ended(judge, sim, has_record, agent))
+        if tracked.agent_started_at is None:
+            tracked.agent_started_at = judge.started_at or time.time()
+        now = time.time()
+        if now - tracked.agent_started_at > tracked.budget_s:
+            return self._stop(tracked, Stop.BUDGET, f"the attempt ran past its budget of {tracked.budget_s:.0f} s")
+        last = tracked.last_output_at or tracked.agent_started_at
+        if now - last > tracked.silence_s:
+            reason = f"the agent printed nothing for {tracked.silence_s:.0f} s (hung)"
+            return self._stop(tracked, Stop.SILENCE, reason)
+        if not tracked.running_reported:
+            tracked.running_reported = True
+            return _running(tracked, "agent running")
+        return None
+
+    def _wait_for_simulator(self, tracked: _Tracked, states: dict[Role, ContainerState]) -> BackendEvent | None:
+        sim = states[Role.SIMULATOR]
+        if sim.ended:
+            self._upload_logs(tracked, force=True)
+            reason = f"the simulator container exited (code {sim.exit_code}) before its port opened"
+            return self._stop(tracked, Stop.SIMULATOR_EXITED_EARLY, reason)
+        if sim.running and sim.pid and port_listening(tracked.port, netns_pid=sim.pid):
+            if Role.EVALUATOR in states:
+                self.engine.start(states[Role.EVALUATOR].name, team=False)
+            try:
+                self.engine.start(states[Role.AGENT].name, team=True)
+            except AgentImageError as err:
+                return self._stop(tracked, Stop.AGENT_IMAGE, str(err))
+            tracked.agent_started_at = time.time()
+            tracked.running_reported = True
+            return _running(tracked, "simulator ready, agent starting")
+        if time.time() - tracked.launched_at > self._ready_timeout:
+            reason = f"the simulator did not listen on port {tracked.port} within {self._ready_timeout:.0f} s"
+            return self._stop(tracked, Stop.SIMULATOR_NOT_READY, reason)
+        self._upload_logs(tracked)
+        return None
+
+    # ----------------------------------------------------------------------------------- endings
+    def _stop(self, tracked: _Tracked, stop: Stop, detail: str) -> BackendEvent:
+        """End the attempt now, for a reason of the backend's own (written first: it survives a restart)."""
+        _write_json(tracked.folder / STOP_FILE, {"stop": stop.value, "detail": detail})
+        self._kill_containers(tracked.attempt_id)
+        return self._end(tracked, stopped(stop, detail))
+
+    def _end(self, tracked: _Tracked, ending: Ending) -> BackendEvent:
+        """Report the end: logs and record collected, the ending written down, the containers removed."""
+        logs = self._collect_logs(tracked)
+        found = checkpoint_record(tracked.folder / CHECKPOINT_NAME, tracked.repetition, tracked.attempt_id)
+        text, record = found if found is not None else (None, None)
+        sim_ratio = None
+        if record is not None and float(record.meta.duration_system) > 0:
+            sim_ratio = round(float(record.meta.duration_game) / float(record.meta.duration_system), 3)
+        reason, message = ending.reason, ""
+        failed_record = record is not None and record.status.startswith("Failed")
+        if ending.outcome is AttemptOutcome.FAILED or failed_record:
+            message = last_error_line(logs.get(LogStream.AGENT.value, b"")) or ""
+            if message and ending.outcome is AttemptOutcome.FAILED and ending.blame is not Blame.SIMULATOR:
+                reason = f"{reason}: {message}"
+        keep = ending.keep_record and text is not None
+        _write_json(tracked.folder / ENDED_FILE, {**asdict(ending), "reason": reason, "message": message})
+        self._remove_containers(tracked.attempt_id)
+        shutil.rmtree(tracked.folder / SCRATCH_NAME, ignore_errors=True)
+        return BackendEvent(
+            tracked.attempt_id, BackendEventKind.ENDED, outcome=ending.outcome, blame=ending.blame, reason=reason,
+            message=message, exit_code=ending.exit_code, logs=logs, node=socket.gethostname(), sim_ratio=sim_ratio,
+            record_json=text if keep else None, handle=str(tracked.folder),
+        )  # fmt: skip
+
+    def _kill_containers(self, attempt_id: int) -> None:
+        for role in (Role.AGENT, Role.EVALUATOR, Role.SIMULATOR):
+            self.engine.kill(container_name(self.config, attempt_id, role))
+
+    def _remove_containers(self, attempt_id: int) -> None:
+        for role in (Role.AGENT, Role.EVALUATOR, Role.SIMULATOR):
+            with contextlib.suppress(Unavailable):
+                self.engine.remove(container_name(self.config, attempt_id, role))
+
+    # --------------------------------------------------------------------------------------- logs
+    def _container_logs(self, tracked: _Tracked, *, keep: bool) -> dict[Role, bytes]:
+        """Each container's output (capped); ``keep``: also saved in the attempt folder, which is
+        where it is read from once the container is gone."""
+        out: dict[Role, bytes] = {}
+        for role in Role:
+            path = tracked.folder / f"{role.value}.log"
+            try:
+                name = container_name(self.config, tracked.attempt_id, role)
+                data = self.engine.logs(name, self.config.log_max_bytes)
+            except Unavailable:
+                data = b""
+            if data and keep:
+                path.write_bytes(data)
+            elif not data and path.exists():
+                data = path.read_bytes()
+            if data:
+                out[role] = data
+        return out
+
+    @staticmethod
+    def _streams(by_role: dict[Role, bytes]) -> dict[LogStream, bytes]:
+        """The artifact store's streams: the simulator's, and the route's (the evaluator's output,
+        then the agent container's, or the agent container's alone when it ran the evaluator)."""
+        streams = {}
+        if Role.SIMULATOR in by_role:
+            streams[LogStream.SIMULATOR] = by_role[Role.SIMULATOR]
+        route = by_role.get(Role.EVALUATOR, b"")
+        if Role.AGENT in by_role:
+            agent = by_role[Role.AGENT]
+            route = route + AGENT_OUTPUT_MARKER + agent if route else agent
+        if route:
+            streams[LogStream.AGENT] = route
+        return streams
+
+    def _collect_logs(self, tracked: _Tracked) -> dict[str, bytes]:
+        streams = self._streams(self._container_logs(tracked, keep=True))
+        for stream, data in streams.items():
+            self._put_log(tracked, stream, data)
+        return {stream.value: data for stream, data in streams.items()}
+
+    def _upload_logs(self, tracked: _Tracked, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - tracked.last_log_upload < LOG_UPLOAD_INTERVAL_S:
+            return
+        tracked.last_log_upload = now
+        for role in (Role.EVALUATOR, Role.AGENT):
+            seen = self.engine.last_output_at(container_name(self.config, tracked.attempt_id, role))
+            if seen is not None and (tracked.last_output_at is None or seen > tracked.last_output_at):
+                tracked.last_output_at = seen
+        for stream, data in self._streams(self._container_logs(tracked, keep=False)).items():
+            if tracked.log_sizes.get(stream) != len(data):
+                tracked.log_sizes[stream] = len(data)
+                self._put_log(tracked, stream, data)
+
+    def _put_log(self, tracked: _Tracked, stream: LogStream, data: bytes) -> None:
+        try:
+            self._artifacts.put(attempt_log_key(tracked.submission_id, tracked.attempt_id, stream), data, "text/plain")
+        except LbcloudError as err:
+            log.warning("log upload failed, will retry: %s", err, extra={"attempt": tracked.attempt_id})
+
+    # ----------------------------------------------------------------------------- cancel / adopt
+    def cancel(self, attempt_id: int, handle: str) -> None:
+        folder = Path(handle) if handle else self.folder_of(attempt_id)
+        if folder.is_dir() and not (folder / STOP_FILE).exists() and not (folder / ENDED_FILE).exists():
+            _write_json(folder / STOP_FILE, {"stop": Stop.CANCELLED.value, "detail": "cancelled on request"})
+        self._kill_containers(attempt_id)
+
+    def adopt(self, attempts: Sequence[Attempt]) -> list[BackendEvent]:
+        events: list[BackendEvent] = []
+        for attempt in attempts:
+            if attempt.id in self._tracked:
+                continue
+            folder = Path(attempt.handle) if attempt.handle else self.folder_of(attempt.id)
+            info = _read_json(folder / ATTEMPT_FILE)
+            containers = self.engine.containers(self.config.instance, attempt.id)
+            if info is None:
+                for state in containers:
+                    self.engine.remove(state.name)
+                events.append(_lost(attempt.id, "the dispatcher stopped before the attempt was started"))
+                continue
+            tracked = _Tracked(
+                int(info["attempt_id"]), int(info["submission_id"]), folder, int(info["repetition"]),
+                float(info["budget_s"]), float(info["silence_s"]), float(info["launched_at"]),
+                tuple(info.get("gpus") or ()), int(info.get("port", 0)),
+            )  # fmt: skip
+            tracked.running_reported = bool(attempt.handle)  # a late find reports running, with its handle
+            ended = _read_json(folder / ENDED_FILE)
+            roles = {state.role for state in containers}
+            if ended is not None:  # ended before the restart; the dispatcher never heard of it
+                tracked.pending = Ending(
+                    AttemptOutcome(ended["outcome"]), Blame(ended["blame"]), ended["reason"],
+                    ended.get("exit_code"), bool(ended.get("keep_record")),
+                )  # fmt: skip
+            elif Role.AGENT not in roles and not (folder / STOP_FILE).exists():
+                for state in containers:
+                    self.engine.remove(state.name)
+                events.append(_lost(attempt.id, "the dispatcher stopped while the attempt's containers were created"))
+                continue
+            self._tracked[attempt.id] = tracked  # collected by the next poll
+        return events
+
+    def close(self) -> None:
+        """Stop watching; running attempts keep running and are adopted by the next dispatcher."""
+        self.engine.close()
+
+
+_PERSISTED = {"attempt_id", "submission_id", "repetition", "budget_s", "silence_s", "launched_at", "gpus", "port"}
+
+
+def _running(tracked: _Tracked, message: str) -> BackendEvent:
+    return BackendEvent(tracked.attempt_id, BackendEventKind.RUNNING, message, handle=str(tracked.folder))
+
+
+def _lost(attempt_id: int, reason: str) -> BackendEvent:
+    """An attempt found without a usable trace after a restart: infrastructure, retried."""
+    return BackendEvent(
+        attempt_id, BackendEventKind.ENDED, outcome=AttemptOutcome.LOST, blame=Blame.INFRASTRUCTURE, reason=reason
+    )
+
+
+def _write_json(path: Path, payload: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(payload), encoding="utf-8")
+    tmp.replace(path)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
