@@ -403,6 +403,8 @@ class Dispatcher(Launching):
             if attempt.status is not AttemptStatus.ENDED:
                 self.store.set_attempt_status(attempt.id, AttemptStatus.RUNNING, node=event.node)
                 self._mark_running(attempt)
+            if event.agent_digest and self.store.get_submission(attempt.submission_id).agent.digest is None:
+                self.store.set_agent_digest(attempt.submission_id, event.agent_digest)  # what actually ran
             return False
         if event.kind is BackendEventKind.WAITING_CAPACITY:
             if attempt.status is not AttemptStatus.ENDED:

@@ -355,6 +355,8 @@ class BackendEvent:
     sim_ratio: float | None = None
     logs: dict[str, bytes] = field(default_factory=dict)
     handle: str | None = None
+    agent_digest: str | None = None
+    """The agent image the backend resolved (digest or image id), for the manifest."""
 
 
 class AttemptBackend(Protocol):
