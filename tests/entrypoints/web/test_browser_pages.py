@@ -257,3 +257,17 @@ def test_axe_finds_no_serious_violation_on_any_page(seeded: Seeded, browser: Any
                 problems.append(f"{name}: {violation['id']} ({violation['impact']}): {violation['help']} at {targets}")
     page.close()
     assert not problems, "\n".join(problems)
+
+
+def test_a_team_chooses_which_submission_the_leaderboard_shows(seeded: Seeded, browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    page = browser.new_page()
+    page.goto(f"{seeded.base_url}/submissions/{seeded.ids['alpha_worse']}?token={TEAM_TOKENS['alpha']}")
+    page.locator('[data-testid="choose"]').click()
+    page.wait_for_url("**/leaderboard/sumo-dev")
+    row = page.locator(f'tr[data-submission="{seeded.ids["alpha_worse"]}"]')
+    expect(row).to_contain_text("chosen")
+    expect(page.locator(f'tr[data-submission="{seeded.ids["alpha_best"]}"]')).to_have_count(0)
+    page.screenshot(path=str(SCREENSHOTS / "leaderboard-chosen.png"), full_page=True)
+    page.close()

@@ -165,7 +165,9 @@ def favicon() -> RedirectResponse:
 def leaderboard_page(track: str, request: Request, system: SystemDep, principal: PrincipalDep) -> HTMLResponse:
     if track not in system.tracks:
         raise NotFound(f"no track {track!r}")
-    board = build_leaderboard(system.store, track, system.settings.web.team_profiles)
+    board = build_leaderboard(
+        system.store, track, system.settings.web.team_profiles, system.settings.web.baseline_teams
+    )
     return render(request, "leaderboard.html", board=board, track=system.tracks[track], current_track=track)
 
 
