@@ -72,7 +72,6 @@ def make_templates() -> Jinja2Templates:
     env.filters["duration"] = format_duration
     env.filters["num"] = format_number
     env.filters["when"] = format_time
-    env.filters["status_label"] = lambda s: str(s).replace("_", " ")
     env.globals["version"] = __version__
     env.trim_blocks = True
     env.lstrip_blocks = True
