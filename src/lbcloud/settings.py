@@ -425,6 +425,9 @@ class WebSettings(BaseModel):
         default_factory=dict, description="team name -> affiliation and method link shown on the leaderboard"
     )
     challenge: ChallengeSettings = Field(default_factory=ChallengeSettings)
+    baseline_teams: list[str] = Field(
+        default_factory=list, description="Teams shown on the leaderboard as baselines (marked, not ranked)"
+    )
     max_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="Largest request body the API and forms accept (413 beyond)."
     )

@@ -666,10 +666,10 @@ class Dispatcher(Launching):
             and publication.records > 0
             and not submission.status.terminal
         ):
+            # the reason stays on the submission while more routes finish: no count that would go stale
             submission = self.store.transition(
-                submission_id, SubmissionStatus.PARTIALLY_EVALUATED,
-                f"{publication.records} of {publication.total} route(s) evaluated",
-            )  # fmt: skip
+                submission_id, SubmissionStatus.PARTIALLY_EVALUATED, "the first route results were published"
+            )
         sinks = self._sinks_for(submission)
         if not submission.status.terminal:
             for sink in sinks:

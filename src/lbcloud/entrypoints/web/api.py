@@ -20,7 +20,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from lbcloud.domain import artifact_keys
-from lbcloud.domain.errors import InputError, NotFound
+from lbcloud.domain.errors import Conflict, InputError, NotFound
 from lbcloud.domain.submissions import (
     FIELD_LIMITS,
     AgentKind,
@@ -38,7 +38,7 @@ from lbcloud.entrypoints.web.deps import (
     visible_submission,
 )
 from lbcloud.entrypoints.web.errors import Forbidden
-from lbcloud.entrypoints.web.leaderboard import Leaderboard, build_leaderboard
+from lbcloud.entrypoints.web.leaderboard import CHOICE_EVENT, Leaderboard, build_leaderboard
 from lbcloud.entrypoints.web.operator import OperatorOverview, build_overview
 from lbcloud.entrypoints.web.route_detail import RouteDetailOut, build_route_detail
 from lbcloud.entrypoints.web.sse import SSE_HEADERS, LiveHub, LogChunk, follow_log, read_log_chunk
@@ -111,7 +111,7 @@ def get_track(track: str, system: SystemDep) -> TrackOut:
 )
 def get_leaderboard(track: str, system: SystemDep) -> Leaderboard:
     _track(system, track)
-    return build_leaderboard(system.store, track, system.settings.web.team_profiles)
+    return build_leaderboard(system.store, track, system.settings.web.team_profiles, system.settings.web.baseline_teams)
 
 
 class WhoAmIOut(BaseModel):
@@ -235,6 +235,28 @@ def resume(
     require_operator(principal)
     reason = (body.reason if body else None) or "resumed by the operator"
     return submission_with_state(system.store, resume_submission(system.store, submission_id, reason))
+
+
+class LeaderboardChoiceIn(BaseModel):
+    choice: Literal["chosen", "hidden", "automatic"] = Field(
+        description="chosen: this finished submission is the team's row; hidden: the team has no row; "
+        "automatic: the team's best finished submission"
+    )
+
+
+@router.post(
+    "/submissions/{submission_id}/leaderboard", response_model=SubmissionOut, tags=["leaderboard"], responses=ERRORS
+)
+def leaderboard_choice(
+    submission_id: int, body: LeaderboardChoiceIn, system: SystemDep, principal: PrincipalDep
+) -> SubmissionOut:
+    """Choose how the submission's team appears on its track's leaderboard (the team or the operator)."""
+    submission = visible_submission(system, principal, submission_id)
+    if submission.status is not SubmissionStatus.FINISHED:
+        raise Conflict(f"submission {submission_id} is {submission.status.value}: only a finished one can be chosen")
+    system.store.add_event(submission_id, CHOICE_EVENT, body.choice)
+    log.info("leaderboard choice %s", body.choice, extra={"submission": submission_id, "team": submission.team})
+    return submission_with_state(system.store, submission)
 
 
 class StatusChangeOut(BaseModel):
