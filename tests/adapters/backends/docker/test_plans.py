@@ -230,6 +230,7 @@ def test_an_agent_running_the_evaluator_keeps_the_tracks_read_only_choice(tmp_pa
     writable = in_process_spec()
     writable = dataclasses.replace(writable, track=dataclasses.replace(writable.track, read_only_root=False))
     assert "read_only" not in agent_plan(writable, CONFIG, paths(tmp_path), TEAM_IMAGE, None).create_kwargs()
-    # the SUMO tracks leave it writable for other backends; their agent host is read-only here anyway
-    assert attempt_spec().track.read_only_root is False
-    assert agent_plan(attempt_spec(), CONFIG, paths(tmp_path), TEAM_IMAGE, None).create_kwargs()["read_only"]
+    # an agent host is read-only whatever the track says
+    sumo = attempt_spec()
+    sumo = dataclasses.replace(sumo, track=dataclasses.replace(sumo.track, read_only_root=False))
+    assert agent_plan(sumo, CONFIG, paths(tmp_path), TEAM_IMAGE, None).create_kwargs()["read_only"]

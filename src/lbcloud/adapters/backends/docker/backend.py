@@ -32,6 +32,7 @@ from lbcloud.adapters.backends.docker.outcome import Ending, Stop, judge_ended, 
 from lbcloud.adapters.backends.docker.plans import (
     CHECKPOINT_NAME,
     LINK_NAME,
+    RECORDINGS_NAME,
     SCRATCH_NAME,
     DockerConfig,
     HostPaths,
@@ -118,6 +119,8 @@ class DockerBackend:
     def launch(self, spec: AttemptSpec) -> str:
         folder = self.folder_of(spec.attempt_id)
         (folder / SCRATCH_NAME).mkdir(parents=True, exist_ok=True)
+        (folder / RECORDINGS_NAME).mkdir(exist_ok=True)
+        os.chmod(folder / RECORDINGS_NAME, 0o777)  # written by the simulator's user
         # the agent runs as another (unprivileged) user: it may write its folder and scratch only
         os.chmod(folder, 0o777)
         os.chmod(folder / SCRATCH_NAME, 0o777)  # not sticky: its owner removes what agents left
@@ -241,7 +244,7 @@ class DockerBackend:
         if tracked.agent_started_at is None:
             tracked.agent_started_at = judge.started_at or time.time()
         now = time.time()
-        if now - tracked.agent_started_at > tracked.budget_s:
+        if tracked.budget_s > 0 and now - tracked.agent_started_at > tracked.budget_s:  # 0: no wall budget
             return self._stop(tracked, Stop.BUDGET, f"the attempt ran past its budget of {tracked.budget_s:.0f} s")
         last = tracked.logs.last_output_at or tracked.agent_started_at
         if now - last > tracked.silence_s:
