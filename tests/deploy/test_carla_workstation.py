@@ -5,8 +5,8 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
+from lbcloud.adapters.backends.carla_startup import SHELL_CHOICE, TRUSTED_SHELL_SCRIPT
 from lbcloud.adapters.backends.docker.plans import (
-    AGENT_PRELUDE,
     DockerConfig,
     HostPaths,
     ImageFacts,
@@ -53,17 +53,25 @@ def test_the_team_image_runs_the_leaderboard_with_its_agent_and_the_trusted_code
     paths = HostPaths(folder=tmp_path, contents=(("/workspace", tmp_path / "c"),), routes=tmp_path / "routes")
     plan = agent_plan(_spec(), DockerConfig(instance="t"), paths, TEAM, "0")
     script = plan.entrypoint[2]
-    assert script.startswith(AGENT_PRELUDE)  # ~/agent_sources.sh first, as run_leaderboard.sh does
-    argv = shlex.split(script.removeprefix(AGENT_PRELUDE).replace('"${PYTHONPATH:-}"', "$PYTHONPATH"))
-    assert (
-        argv[1]
-        == "PYTHONPATH=/workspace/leaderboard:/workspace/scenario_runner:/workspace/CARLA/PythonAPI/carla:$PYTHONPATH"
-    )
-    assert "/workspace/leaderboard/leaderboard/leaderboard_evaluator.py" in argv
+    # ~/.bashrc and ~/agent_sources.sh first, then the trusted code first, as run_leaderboard.sh does
+    assert script.startswith(SHELL_CHOICE) and shlex.quote(TRUSTED_SHELL_SCRIPT) in script
+    argv = shlex.split(script.split(" lbcloud-agent ", 1)[1])
+    assert argv[:3] == ["python3", "-u", "/workspace/leaderboard/leaderboard/leaderboard_evaluator.py"]
     assert "--agent=/workspace/team_code/npc_agent.py" in argv
     assert "--routes=/workspace/routes/routes_testing.xml" in argv and "--routes-subset=17" in argv
-    assert "--track=SENSORS" in argv and "--port=2000" in argv
+    assert "--track=SENSORS" in argv and "--port=2000" in argv and "--record=/lbcloud/attempt/recordings" in argv
+    assert not any(a.startswith(("--resume", "--timeout")) for a in argv), "the official defaults"
+    env = dict(plan.environment)
+    assert (env["CARLA_ROOT"], env["CHALLENGE_TRACK_CODENAME"], env["DEBUG_CHALLENGE"]) == (
+        "/workspace/CARLA", "SENSORS", "0",
+    )  # fmt: skip
     kwargs = plan.create_kwargs()
     assert kwargs["network_mode"].startswith("container:")  # its simulator's loopback only
     assert "read_only" not in kwargs  # the track lets CARLA agents write
     assert kwargs["cap_drop"] == ["ALL"] and kwargs["user"] == "10001:10001"
+
+
+def test_the_workstation_budgets_and_seeds_are_the_official_ones() -> None:
+    track = load_settings(TRACK_FILE).track("SENSORS")
+    assert track.attempt_budget_s(8000.0) == 0.0 and track.silence_timeout_s == 800
+    assert {track.seed_for(r) for r in range(5)} == {0}

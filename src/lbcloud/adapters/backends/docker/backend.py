@@ -28,10 +28,11 @@ from typing import Any
 from lbcloud.adapters.backends.docker.contents import contents_copies, route_folder
 from lbcloud.adapters.backends.docker.engine import AgentImageError, ContainerState, DockerEngine
 from lbcloud.adapters.backends.docker.logs import AttemptLogs, AttemptRef, FollowState
-from lbcloud.adapters.backends.docker.outcome import Ending, Stop, judge_ended, stopped
+from lbcloud.adapters.backends.docker.outcome import Ending, Stop, judge_carla_ended, judge_ended, stopped
 from lbcloud.adapters.backends.docker.plans import (
     CHECKPOINT_NAME,
     LINK_NAME,
+    RECORDINGS_NAME,
     SCRATCH_NAME,
     DockerConfig,
     HostPaths,
@@ -45,12 +46,14 @@ from lbcloud.adapters.backends.docker.plans import (
     simulator_plan,
 )
 from lbcloud.adapters.backends.local import checkpoint_record, last_error_line
+from lbcloud.adapters.backends.local_carla import keep_recording
 from lbcloud.adapters.backends.local_supervisor import port_listening
 from lbcloud.domain.artifact_keys import LogStream
 from lbcloud.domain.blame import Blame
 from lbcloud.domain.errors import ConfigError, InputError, LbcloudError, Unavailable
 from lbcloud.domain.submissions import AgentKind
 from lbcloud.domain.tasks import Attempt, AttemptOutcome
+from lbcloud.domain.tracks import SimulatorKind
 from lbcloud.services.ports import ArtifactStore, AttemptSpec, BackendEvent, BackendEventKind
 
 log = logging.getLogger(__name__)
@@ -75,6 +78,7 @@ class _Tracked:
     running_reported: bool = False
     agent_started_at: float | None = None
     pending: Ending | None = None
+    carla: bool = False
     logs: FollowState = field(default_factory=FollowState)
 
     @property
@@ -126,7 +130,11 @@ class DockerBackend:
         tracked = _Tracked(
             spec.attempt_id, spec.submission_id, folder, spec.repetition, spec.budget_s,
             spec.track.silence_timeout_s, time.time(), gpus, images_of(spec.track).simulator_port,
+            carla=spec.track.simulator is SimulatorKind.CARLA,
         )  # fmt: skip
+        if tracked.carla:  # CARLA's server writes --record files here (a read-write mount of its own)
+            (folder / RECORDINGS_NAME).mkdir(exist_ok=True)
+            os.chmod(folder / RECORDINGS_NAME, 0o777)
         _write_json(folder / ATTEMPT_FILE, _persisted(tracked))
         self._tracked[spec.attempt_id] = tracked
         try:
@@ -236,13 +244,16 @@ class DockerBackend:
             return self._wait_for_simulator(tracked, states)
         self._logs.follow(tracked.ref, tracked.logs)
         if judge.ended:
+            if tracked.carla and judge.role is Role.AGENT:
+                found = checkpoint_record(tracked.folder / CHECKPOINT_NAME, tracked.repetition, tracked.attempt_id)
+                return self._end(tracked, judge_carla_ended(judge, sim, found[1].status if found else None))
             has_record = (tracked.folder / CHECKPOINT_NAME).exists()
             agent = states.get(Role.AGENT) if judge.role is Role.EVALUATOR else None
             return self._end(tracked, judge_ended(judge, sim, has_record, agent))
         if tracked.agent_started_at is None:
             tracked.agent_started_at = judge.started_at or time.time()
         now = time.time()
-        if now - tracked.agent_started_at > tracked.budget_s:
+        if tracked.budget_s > 0 and now - tracked.agent_started_at > tracked.budget_s:  # 0: no wall-clock budget
             return self._stop(tracked, Stop.BUDGET, f"the attempt ran past its budget of {tracked.budget_s:.0f} s")
         last = tracked.logs.last_output_at or tracked.agent_started_at
         if now - last > tracked.silence_s:
@@ -298,6 +309,8 @@ class DockerBackend:
                 reason = f"{reason}: {message}"
         keep = ending.keep_record and text is not None
         _write_json(tracked.folder / ENDED_FILE, {**asdict(ending), "reason": reason, "message": message})
+        if tracked.carla:
+            keep_recording(self._artifacts, tracked.folder, tracked.submission_id, tracked.attempt_id)
         self._remove_containers(tracked.attempt_id)
         shutil.rmtree(tracked.folder / SCRATCH_NAME, ignore_errors=True)
         self._collected.append(tracked.folder)
@@ -340,6 +353,7 @@ class DockerBackend:
                 int(info["attempt_id"]), int(info["submission_id"]), folder, int(info["repetition"]),
                 float(info["budget_s"]), float(info["silence_s"]), float(info["launched_at"]),
                 tuple(info.get("gpus") or ()), int(info.get("port", 0)), info.get("agent_digest"),
+                carla=bool(info.get("carla", False)),
             )  # fmt: skip
             tracked.running_reported = bool(attempt.handle)  # a late find reports running, with its handle
             ended = _read_json(folder / ENDED_FILE)
@@ -375,6 +389,7 @@ class DockerBackend:
 
 _PERSISTED = {
     "attempt_id", "submission_id", "repetition", "budget_s", "silence_s", "launched_at", "gpus", "port", "agent_digest",
+    "carla",
 }  # fmt: skip
 
 

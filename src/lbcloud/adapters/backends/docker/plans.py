@@ -34,8 +34,10 @@ from typing import Any
 
 from docker.types import DeviceRequest, LogConfig, Mount
 
+from lbcloud.adapters.backends.carla_startup import SHELL_CHOICE, wrap_evaluator
+from lbcloud.domain.carla import leaderboard_environment
 from lbcloud.domain.errors import ConfigError, InputError
-from lbcloud.domain.tracks import ContainerImages, Track
+from lbcloud.domain.tracks import ContainerImages, SimulatorKind, Track
 from lbcloud.services.ports import AttemptSpec
 
 ATTEMPT_DIR = "/lbcloud/attempt"
@@ -46,6 +48,8 @@ LINK_DIR = "/lbcloud/link"
 AGENT_SOCKET = f"{LINK_DIR}/agent.sock"
 CHECKPOINT_NAME = "checkpoint.json"
 SCRATCH_NAME = "tmp"
+RECORDINGS_NAME = "recordings"
+"""CARLA tracks: where the server writes ``--record`` files (a read-write mount of the simulator's)."""
 LINK_NAME = "link"
 LABEL = "io.lbcloud"
 BACKEND_LABEL = f"{LABEL}.backend"
@@ -252,9 +256,10 @@ def trusted_argv(argv: Sequence[str]) -> tuple[str, ...]:
     return tuple(re.sub("\0[A-Za-z0-9_]*\0", "", item) for item in argv)
 
 
-def agent_script(argv: Sequence[str]) -> str:
+def agent_script(argv: Sequence[str], *, carla: bool = False) -> str:
     """The agent container's ``sh -c`` script: source ``~/agent_sources.sh`` when the image has one,
-    then exec ``argv`` (each item quoted; ``{env_NAME}`` markers expanded by the shell)."""
+    then exec ``argv`` (each item quoted; ``{env_NAME}`` markers expanded by the shell). CARLA tracks
+    start as the official cloud does (:mod:`lbcloud.adapters.backends.carla_startup`)."""
     words = []
     for item in argv:
         parts = item.split("\0")
@@ -262,6 +267,8 @@ def agent_script(argv: Sequence[str]) -> str:
             ('"${' + part + ':-}"') if i % 2 else shlex.quote(part) for i, part in enumerate(parts) if part or i % 2
         )
         words.append(word or "''")
+    if carla:
+        return f"{SHELL_CHOICE}; exec {wrap_evaluator(' '.join(words))}"
     return AGENT_PRELUDE + " ".join(words)
 
 
@@ -297,6 +304,8 @@ def placeholder_values(spec: AttemptSpec, agent: ImageFacts | None, gpu: str | N
             "scorer": track.scorer.value,
             "contents": contents_root(track),
             "gpu": gpu or "",
+            "gpu_index": "0",  # inside the simulator container the slot's GPU is the only adapter
+            "recordings": f"{ATTEMPT_DIR}/{RECORDINGS_NAME}",
             "agent_socket": AGENT_SOCKET,
         },
     )
@@ -323,7 +332,14 @@ def simulator_plan(
         command=argv[1:],
         labels=tuple(attempt_labels(spec, config, Role.SIMULATOR, gpu).items()),
         environment=(("PYTHONUNBUFFERED", "1"), ("LBCLOUD_ATTEMPT", str(spec.attempt_id))),
-        mounts=((paths.folder, ATTEMPT_DIR, True),),
+        mounts=(
+            (paths.folder, ATTEMPT_DIR, True),
+            *(
+                ((paths.folder / RECORDINGS_NAME, f"{ATTEMPT_DIR}/{RECORDINGS_NAME}", False),)
+                if spec.track.simulator is SimulatorKind.CARLA
+                else ()
+            ),
+        ),
         memory_bytes=memory_bytes(pool.simulator_memory),
         nano_cpus=nano_cpus(pool.simulator_cpu),
         network_mode="none",
@@ -411,12 +427,18 @@ def agent_plan(
         network = f"container:{container_name(config, spec.attempt_id, Role.SIMULATOR)}"
         # files the simulator must read (scenario files) go to the shared attempt folder
         environment += (("TMPDIR", f"{ATTEMPT_DIR}/{SCRATCH_NAME}"),)
+    carla = spec.track.simulator is SimulatorKind.CARLA and not split
+    if carla:  # the official start-up's variables (docs/carla.md)
+        official = leaderboard_environment(
+            spec.track, contents=contents_root(spec.track), routes=routes_path(spec.track), route=spec.route_id
+        )
+        environment += tuple(official.items())
     pool = spec.track.pool
     return ContainerPlan(
         role=Role.AGENT,
         name=container_name(config, spec.attempt_id, Role.AGENT),
         image=image.id,
-        entrypoint=("/bin/sh", "-c", agent_script(argv)),
+        entrypoint=("/bin/sh", "-c", agent_script(argv, carla=carla)),
         command=(),
         labels=tuple(attempt_labels(spec, config, Role.AGENT, gpu).items()),
         environment=environment,
