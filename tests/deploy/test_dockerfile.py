@@ -44,7 +44,7 @@ def test_every_stage_builds_on_one_base_python_3_11_slim_unless_told_otherwise()
     assert bases and all(base == "${BASE}" for base in bases)
     assert ("ARG", "BASE=python:3.11-slim") in PARSED
     # scripts/build-images builds on its own Debian base instead (no registry needed)
-    assert "--build-arg \"BASE=$BASE\"" in (REPO / "scripts" / "build-images").read_text()
+    assert '--build-arg "BASE=$BASE"' in (REPO / "scripts" / "build-images").read_text()
 
 
 def test_every_copied_file_exists_and_passes_the_context_filter() -> None:

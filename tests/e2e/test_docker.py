@@ -15,9 +15,10 @@ import pytest
 import yaml
 
 from lbcloud.domain.artifact_keys import manifest_key, merged_key
+from lbcloud.domain.blame import Blame
 from lbcloud.domain.results.reader import parse_results
 from lbcloud.domain.submissions import AgentKind, AgentRef, NewSubmission, SubmissionStatus
-from lbcloud.domain.tasks import AttemptOutcome, AttemptStatus
+from lbcloud.domain.tasks import AttemptOutcome, AttemptStatus, RouteTaskStatus
 from lbcloud.entrypoints.wiring import System, build_system
 from lbcloud.settings import default_tracks, load_settings
 from tests.e2e.conftest import submit, sumo_dev_track, wait_for
@@ -146,3 +147,33 @@ def test_a_dispatcher_killed_mid_run_adopts_its_running_containers(
     assert all(t.attempts == 1 for t in tasks), [(t.route_id, t.attempts) for t in tasks]
     assert docker_engine.client.containers.list(all=True, filters={"label": "io.lbcloud.backend=docker"}) == []
     system.close()
+
+
+def test_a_killed_simulator_container_is_retried_and_not_held_against_the_team(
+    docker_engine: DockerTestEngine, team_image: Callable[..., str], make_system: Callable[..., System]
+) -> None:
+    image = team_image("slow.py")
+    system = make_system(
+        backend="docker", docker={"base_url": docker_engine.url, "slots": 1}, tracks=[sumo_dev_track(smoke_route=None)]
+    )
+    sub, _ = system.intake.submit(NewSubmission(team="alpha", track="sumo-dev", agent=AgentRef(AgentKind.IMAGE, image)))
+    dispatcher = system.dispatcher()
+    killed: list[str] = []
+
+    def kill_the_first_simulator() -> None:
+        dispatcher.tick()
+        if killed or not any(a.status is AttemptStatus.RUNNING for a in system.store.live_attempts()):
+            return
+        labels = ["io.lbcloud.backend=docker", "io.lbcloud.role=simulator"]
+        for container in docker_engine.client.containers.list(filters={"label": labels}):
+            container.kill()
+            killed.append(container.name)
+
+    wait_for(lambda: system.store.get_submission(sub.id).status.terminal, 300, tick=kill_the_first_simulator)
+    assert killed
+    assert system.store.get_submission(sub.id).status is SubmissionStatus.FINISHED
+    attempts = system.store.attempts(submission_id=sub.id)
+    first = min(attempts, key=lambda a: a.id)
+    assert (first.outcome, first.blame) == (AttemptOutcome.FAILED, Blame.SIMULATOR), first.reason
+    retried = [t for t in system.store.route_tasks(sub.id) if t.attempts == 2]
+    assert len(retried) == 1 and retried[0].status is RouteTaskStatus.DONE

@@ -47,7 +47,6 @@ from lbcloud.adapters.backends.docker.plans import (
 )
 from lbcloud.adapters.backends.local import checkpoint_record, last_error_line
 from lbcloud.adapters.backends.local_carla import keep_recording
-from lbcloud.adapters.backends.local_supervisor import port_listening
 from lbcloud.domain.artifact_keys import LogStream
 from lbcloud.domain.blame import Blame
 from lbcloud.domain.errors import ConfigError, InputError, LbcloudError, Unavailable
@@ -123,6 +122,8 @@ class DockerBackend:
     def launch(self, spec: AttemptSpec) -> str:
         folder = self.folder_of(spec.attempt_id)
         (folder / SCRATCH_NAME).mkdir(parents=True, exist_ok=True)
+        (folder / RECORDINGS_NAME).mkdir(exist_ok=True)
+        os.chmod(folder / RECORDINGS_NAME, 0o777)  # written by the simulator's user
         # the agent runs as another (unprivileged) user: it may write its folder and scratch only
         os.chmod(folder, 0o777)
         os.chmod(folder / SCRATCH_NAME, 0o777)  # not sticky: its owner removes what agents left
@@ -132,9 +133,6 @@ class DockerBackend:
             spec.track.silence_timeout_s, time.time(), gpus, images_of(spec.track).simulator_port,
             carla=spec.track.simulator is SimulatorKind.CARLA,
         )  # fmt: skip
-        if tracked.carla:  # CARLA's server writes --record files here (a read-write mount of its own)
-            (folder / RECORDINGS_NAME).mkdir(exist_ok=True)
-            os.chmod(folder / RECORDINGS_NAME, 0o777)
         _write_json(folder / ATTEMPT_FILE, _persisted(tracked))
         self._tracked[spec.attempt_id] = tracked
         try:
@@ -244,7 +242,7 @@ class DockerBackend:
             return self._wait_for_simulator(tracked, states)
         self._logs.follow(tracked.ref, tracked.logs)
         if judge.ended:
-            if tracked.carla and judge.role is Role.AGENT:
+            if tracked.carla and judge.role is Role.AGENT:  # the official evaluator's codes (docs/carla.md)
                 found = checkpoint_record(tracked.folder / CHECKPOINT_NAME, tracked.repetition, tracked.attempt_id)
                 return self._end(tracked, judge_carla_ended(judge, sim, found[1].status if found else None))
             has_record = (tracked.folder / CHECKPOINT_NAME).exists()
@@ -253,7 +251,7 @@ class DockerBackend:
         if tracked.agent_started_at is None:
             tracked.agent_started_at = judge.started_at or time.time()
         now = time.time()
-        if tracked.budget_s > 0 and now - tracked.agent_started_at > tracked.budget_s:  # 0: no wall-clock budget
+        if tracked.budget_s > 0 and now - tracked.agent_started_at > tracked.budget_s:  # 0: no wall budget
             return self._stop(tracked, Stop.BUDGET, f"the attempt ran past its budget of {tracked.budget_s:.0f} s")
         last = tracked.logs.last_output_at or tracked.agent_started_at
         if now - last > tracked.silence_s:
@@ -270,7 +268,7 @@ class DockerBackend:
             self._logs.follow(tracked.ref, tracked.logs, force=True)
             reason = f"the simulator container exited (code {sim.exit_code}) before its port opened"
             return self._stop(tracked, Stop.SIMULATOR_EXITED_EARLY, reason)
-        if sim.running and sim.pid and port_listening(tracked.port, netns_pid=sim.pid):
+        if sim.running and self.engine.listening(sim, tracked.port):
             if Role.EVALUATOR in states:
                 self.engine.start(states[Role.EVALUATOR].name, team=False)
             try:
@@ -309,7 +307,7 @@ class DockerBackend:
                 reason = f"{reason}: {message}"
         keep = ending.keep_record and text is not None
         _write_json(tracked.folder / ENDED_FILE, {**asdict(ending), "reason": reason, "message": message})
-        if tracked.carla:
+        if tracked.carla:  # the server's --record file, kept as the attempt's recording (size-capped)
             keep_recording(self._artifacts, tracked.folder, tracked.submission_id, tracked.attempt_id)
         self._remove_containers(tracked.attempt_id)
         shutil.rmtree(tracked.folder / SCRATCH_NAME, ignore_errors=True)

@@ -34,7 +34,7 @@ from typing import Any
 
 from docker.types import DeviceRequest, LogConfig, Mount
 
-from lbcloud.adapters.backends.carla_startup import SHELL_CHOICE, wrap_evaluator
+from lbcloud.adapters.backends.kubernetes.carla_wrapper import TRUSTED_SHELL_SCRIPT
 from lbcloud.domain.carla import leaderboard_environment
 from lbcloud.domain.errors import ConfigError, InputError
 from lbcloud.domain.tracks import ContainerImages, SimulatorKind, Track
@@ -48,9 +48,8 @@ LINK_DIR = "/lbcloud/link"
 AGENT_SOCKET = f"{LINK_DIR}/agent.sock"
 CHECKPOINT_NAME = "checkpoint.json"
 SCRATCH_NAME = "tmp"
-RECORDINGS_NAME = "recordings"
-"""CARLA tracks: where the server writes ``--record`` files (a read-write mount of the simulator's)."""
 LINK_NAME = "link"
+RECORDINGS_NAME = "recordings"
 LABEL = "io.lbcloud"
 BACKEND_LABEL = f"{LABEL}.backend"
 INSTANCE_LABEL = f"{LABEL}.instance"
@@ -258,8 +257,10 @@ def trusted_argv(argv: Sequence[str]) -> tuple[str, ...]:
 
 def agent_script(argv: Sequence[str], *, carla: bool = False) -> str:
     """The agent container's ``sh -c`` script: source ``~/agent_sources.sh`` when the image has one,
-    then exec ``argv`` (each item quoted; ``{env_NAME}`` markers expanded by the shell). CARLA tracks
-    start as the official cloud does (:mod:`lbcloud.adapters.backends.carla_startup`)."""
+    then exec ``argv`` (each item quoted; ``{env_NAME}`` markers expanded by the shell). CARLA
+    tracks do what the official ``run_leaderboard.sh`` does instead: ``~/.bashrc`` and
+    ``~/agent_sources.sh`` sourced by the image's bash, then the trusted carla package, scenario
+    runner and leaderboard put in front of the image's ``PYTHONPATH``."""
     words = []
     for item in argv:
         parts = item.split("\0")
@@ -268,7 +269,8 @@ def agent_script(argv: Sequence[str], *, carla: bool = False) -> str:
         )
         words.append(word or "''")
     if carla:
-        return f"{SHELL_CHOICE}; exec {wrap_evaluator(' '.join(words))}"
+        shell = '"$(command -v bash || echo sh)"'
+        return f"exec {shell} -c {shlex.quote(TRUSTED_SHELL_SCRIPT)} lbcloud-agent " + " ".join(words)
     return AGENT_PRELUDE + " ".join(words)
 
 
@@ -304,7 +306,8 @@ def placeholder_values(spec: AttemptSpec, agent: ImageFacts | None, gpu: str | N
             "scorer": track.scorer.value,
             "contents": contents_root(track),
             "gpu": gpu or "",
-            "gpu_index": "0",  # inside the simulator container the slot's GPU is the only adapter
+            # the slot's GPU is the only one a container sees (a device request): adapter 0
+            "gpu_index": "0",
             "recordings": f"{ATTEMPT_DIR}/{RECORDINGS_NAME}",
             "agent_socket": AGENT_SOCKET,
         },
@@ -324,6 +327,7 @@ def simulator_plan(
     if not argv:
         raise ConfigError(f"track {spec.track.name}: the simulator command is empty")
     pool = spec.track.pool
+    carla = spec.track.simulator is SimulatorKind.CARLA
     return ContainerPlan(
         role=Role.SIMULATOR,
         name=container_name(config, spec.attempt_id, Role.SIMULATOR),
@@ -334,11 +338,8 @@ def simulator_plan(
         environment=(("PYTHONUNBUFFERED", "1"), ("LBCLOUD_ATTEMPT", str(spec.attempt_id))),
         mounts=(
             (paths.folder, ATTEMPT_DIR, True),
-            *(
-                ((paths.folder / RECORDINGS_NAME, f"{ATTEMPT_DIR}/{RECORDINGS_NAME}", False),)
-                if spec.track.simulator is SimulatorKind.CARLA
-                else ()
-            ),
+            # the CARLA server writes the route's recording (--record) where the evaluator asks
+            *(((paths.folder / RECORDINGS_NAME, f"{ATTEMPT_DIR}/{RECORDINGS_NAME}", False),) if carla else ()),
         ),
         memory_bytes=memory_bytes(pool.simulator_memory),
         nano_cpus=nano_cpus(pool.simulator_cpu),
@@ -409,6 +410,7 @@ def agent_plan(
     Raises InputError when the image names no agent (``$TEAM_AGENT``)."""
     images = images_of(spec.track)
     split = has_agent_protocol(spec.track)
+    carla = spec.track.simulator is SimulatorKind.CARLA and not split
     template = images.agent_command if split else images.evaluator_command
     values = placeholder_values(spec, image, gpu)
     if any("{agent}" in item for item in template) and not values["agent"]:
@@ -427,12 +429,11 @@ def agent_plan(
         network = f"container:{container_name(config, spec.attempt_id, Role.SIMULATOR)}"
         # files the simulator must read (scenario files) go to the shared attempt folder
         environment += (("TMPDIR", f"{ATTEMPT_DIR}/{SCRATCH_NAME}"),)
-    carla = spec.track.simulator is SimulatorKind.CARLA and not split
-    if carla:  # the official start-up's variables (docs/carla.md)
-        official = leaderboard_environment(
-            spec.track, contents=contents_root(spec.track), routes=routes_path(spec.track), route=spec.route_id
-        )
-        environment += tuple(official.items())
+        if carla:  # the variables the official run_leaderboard.sh sets
+            leaderboard = leaderboard_environment(
+                spec.track, contents=contents_root(spec.track), routes=routes_path(spec.track), route=spec.route_id
+            )
+            environment += tuple(leaderboard.items())
     pool = spec.track.pool
     return ContainerPlan(
         role=Role.AGENT,
