@@ -138,7 +138,7 @@ def test_the_leaderboard_ranks_teams_links_rows_and_sorts_by_keyboard(seeded: Se
         str(seeded.ids["alpha_best"]), str(seeded.ids["beta"]), str(seeded.ids["gamma"])
     ]  # fmt: skip
     alpha = page.locator(f'tr[data-submission="{seeded.ids["alpha_best"]}"]')
-    expect(alpha.locator("td.method a")).to_have_attribute("href", "https://example.org/method")
+    expect(alpha.locator("td.col-method a")).to_have_attribute("href", "https://example.org/method")
     expect(alpha).to_contain_text("Example University")
     expect(page.locator('[data-testid="running-now"]')).to_contain_text("delta")
     assert page.locator("#leaderboard thead th").count() == 4 + 15 + 3  # every infraction rate

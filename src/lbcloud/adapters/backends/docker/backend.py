@@ -28,7 +28,7 @@ from typing import Any
 from lbcloud.adapters.backends.docker.contents import contents_copies, route_folder
 from lbcloud.adapters.backends.docker.engine import AgentImageError, ContainerState, DockerEngine
 from lbcloud.adapters.backends.docker.logs import AttemptLogs, AttemptRef, FollowState
-from lbcloud.adapters.backends.docker.outcome import Ending, Stop, judge_ended, stopped
+from lbcloud.adapters.backends.docker.outcome import Ending, Stop, judge_carla_ended, judge_ended, stopped
 from lbcloud.adapters.backends.docker.plans import (
     CHECKPOINT_NAME,
     LINK_NAME,
@@ -46,11 +46,13 @@ from lbcloud.adapters.backends.docker.plans import (
     simulator_plan,
 )
 from lbcloud.adapters.backends.local import checkpoint_record, last_error_line
+from lbcloud.adapters.backends.local_carla import keep_recording
 from lbcloud.domain.artifact_keys import LogStream
 from lbcloud.domain.blame import Blame
 from lbcloud.domain.errors import ConfigError, InputError, LbcloudError, Unavailable
 from lbcloud.domain.submissions import AgentKind
 from lbcloud.domain.tasks import Attempt, AttemptOutcome
+from lbcloud.domain.tracks import SimulatorKind
 from lbcloud.services.ports import ArtifactStore, AttemptSpec, BackendEvent, BackendEventKind
 
 log = logging.getLogger(__name__)
@@ -75,6 +77,7 @@ class _Tracked:
     running_reported: bool = False
     agent_started_at: float | None = None
     pending: Ending | None = None
+    carla: bool = False
     logs: FollowState = field(default_factory=FollowState)
 
     @property
@@ -128,6 +131,7 @@ class DockerBackend:
         tracked = _Tracked(
             spec.attempt_id, spec.submission_id, folder, spec.repetition, spec.budget_s,
             spec.track.silence_timeout_s, time.time(), gpus, images_of(spec.track).simulator_port,
+            carla=spec.track.simulator is SimulatorKind.CARLA,
         )  # fmt: skip
         _write_json(folder / ATTEMPT_FILE, _persisted(tracked))
         self._tracked[spec.attempt_id] = tracked
@@ -238,6 +242,9 @@ class DockerBackend:
             return self._wait_for_simulator(tracked, states)
         self._logs.follow(tracked.ref, tracked.logs)
         if judge.ended:
+            if tracked.carla and judge.role is Role.AGENT:  # the official evaluator's codes (docs/carla.md)
+                found = checkpoint_record(tracked.folder / CHECKPOINT_NAME, tracked.repetition, tracked.attempt_id)
+                return self._end(tracked, judge_carla_ended(judge, sim, found[1].status if found else None))
             has_record = (tracked.folder / CHECKPOINT_NAME).exists()
             agent = states.get(Role.AGENT) if judge.role is Role.EVALUATOR else None
             return self._end(tracked, judge_ended(judge, sim, has_record, agent))
@@ -300,6 +307,8 @@ class DockerBackend:
                 reason = f"{reason}: {message}"
         keep = ending.keep_record and text is not None
         _write_json(tracked.folder / ENDED_FILE, {**asdict(ending), "reason": reason, "message": message})
+        if tracked.carla:  # the server's --record file, kept as the attempt's recording (size-capped)
+            keep_recording(self._artifacts, tracked.folder, tracked.submission_id, tracked.attempt_id)
         self._remove_containers(tracked.attempt_id)
         shutil.rmtree(tracked.folder / SCRATCH_NAME, ignore_errors=True)
         self._collected.append(tracked.folder)
@@ -342,6 +351,7 @@ class DockerBackend:
                 int(info["attempt_id"]), int(info["submission_id"]), folder, int(info["repetition"]),
                 float(info["budget_s"]), float(info["silence_s"]), float(info["launched_at"]),
                 tuple(info.get("gpus") or ()), int(info.get("port", 0)), info.get("agent_digest"),
+                carla=bool(info.get("carla", False)),
             )  # fmt: skip
             tracked.running_reported = bool(attempt.handle)  # a late find reports running, with its handle
             ended = _read_json(folder / ENDED_FILE)
@@ -377,6 +387,7 @@ class DockerBackend:
 
 _PERSISTED = {
     "attempt_id", "submission_id", "repetition", "budget_s", "silence_s", "launched_at", "gpus", "port", "agent_digest",
+    "carla",
 }  # fmt: skip
 
 

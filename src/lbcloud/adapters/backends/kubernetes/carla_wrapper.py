@@ -20,26 +20,13 @@ from __future__ import annotations
 
 import shlex
 
+from lbcloud.adapters.backends.carla_startup import TRUSTED_SHELL_SCRIPT, wrap_evaluator
 from lbcloud.domain.blame import EXIT_AGENT_REJECTED
 from lbcloud.domain.carla import leaderboard_environment
 from lbcloud.domain.tracks import Track
 
 GPU_INDEX_ENV = "LBCLOUD_GPU_INDEX"
 """Set by the simulator wrapper to the host index of the attempt's GPU (``{gpu_index}``)."""
-TRUSTED_SHELL_SCRIPT = (
-    '[ -f "$HOME/.bashrc" ] && . "$HOME/.bashrc"; '
-    'if [ -f "$HOME/agent_sources.sh" ]; then echo "lbcloud: sourcing $HOME/agent_sources.sh"; '
-    '. "$HOME/agent_sources.sh"; fi; '
-    'egg=$(ls -d "$CARLA_ROOT"/PythonAPI/carla/dist/carla-*py3*.egg 2>/dev/null | head -n 1); '
-    'PYTHONPATH="${egg:+$egg:}$CARLA_ROOT/PythonAPI/carla:$SCENARIO_RUNNER_ROOT:$LEADERBOARD_ROOT'
-    '${PYTHONPATH:+:$PYTHONPATH}"; export PYTHONPATH; '
-    'exec "$@"'
-)
-"""Run by the participant's bash (sh if it has none) right before the evaluator: source the
-image's start-up files, then put the trusted packages first (after sourcing, so nothing in them
-can push the participant's own ``carla`` in front)."""
-
-
 def agent_prelude(track: Track, *, contents: str, routes: str, route: str, log: str, exit_file: str) -> list[str]:
     """sh lines run in the agent container before the evaluator: the environment and the
     ``$TEAM_AGENT`` check (its message goes to the agent's log, which the team reads)."""
@@ -59,11 +46,6 @@ def agent_prelude(track: Track, *, contents: str, routes: str, route: str, log: 
     return lines
 
 
-def wrap_evaluator(command: str) -> str:
-    """``command`` (one sh command line) run through :data:`TRUSTED_SHELL_SCRIPT`."""
-    return f'"$LBCLOUD_SHELL" -c {shlex.quote(TRUSTED_SHELL_SCRIPT)} lbcloud-agent {command}'
-
-
 def gpu_index_lines(uuid_file: str) -> list[str]:
     """sh lines for the simulator container: the host index of the GPU whose UUID the agent
     published (``nvidia-smi`` in the simulator container lists every GPU of the node), as
@@ -79,3 +61,6 @@ def gpu_index_lines(uuid_file: str) -> list[str]:
         f'echo "lbcloud: rendering on GPU $uuid (adapter ${GPU_INDEX_ENV})"',
         f"export {GPU_INDEX_ENV}",
     ]
+
+
+__all__ = ["GPU_INDEX_ENV", "TRUSTED_SHELL_SCRIPT", "agent_prelude", "gpu_index_lines", "wrap_evaluator"]
