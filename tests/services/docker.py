@@ -203,9 +203,12 @@ def docker_engine() -> Iterator[DockerTestEngine]:
 def lbcloud_images(docker_engine: DockerTestEngine) -> list[str]:
     """lbcloud's images, built into the test engine (quick when nothing changed)."""
     try:
-        return build_lbcloud_images(docker_engine)
+        names = build_lbcloud_images(docker_engine)
     except RuntimeError as err:
         pytest.fail(str(err))
+    # the cached data root keeps only what is tagged: images a rebuild replaced go
+    docker_engine.client.images.prune(filters={"dangling": True})
+    return names
 
 
 @pytest.fixture(scope="session")
