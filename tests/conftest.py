@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.services.postgres", "tests.services.s3", "tests.services.kubernetes", "tests.services.kube_node"]
+pytest_plugins = [
+    "tests.services.postgres",
+    "tests.services.s3",
+    "tests.services.kubernetes",
+    "tests.services.kube_node",
+    "tests.services.docker",
+]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"

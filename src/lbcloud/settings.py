@@ -54,7 +54,6 @@ def _sumo_local_commands() -> LocalCommands:
         ),
     )  # fmt: skip
 
-
 class TolerationSettings(BaseModel):
     key: str
     operator: str = "Exists"
@@ -84,6 +83,13 @@ class ImagesSettings(BaseModel):
     evaluator_command: list[str]
     contents_paths: list[str] = Field(default_factory=lambda: ["/workspace"])
     simulator_port: int = 2000
+    agent_command: list[str] = Field(
+        default_factory=list, description="Docker backend: the participant's image runs only this agent host."
+    )
+    trusted_evaluator_command: list[str] = Field(
+        default_factory=list, description="Docker backend: the evaluator a trusted container runs beside it."
+    )
+    evaluator_image: str | None = Field(default=None, description="Image of that evaluator (default: contents).")
 
 
 class LocalCommandsSettings(BaseModel):
@@ -123,6 +129,8 @@ class TrackSettings(BaseModel):
     silence_timeout_s: float = 300.0
     budget_base_s: float = 120.0
     budget_s_per_km: float = 600.0
+    wall_clock_budget: bool = True
+    seed_per_repetition: bool = True
     simulation_ratio_hint: float = 1.0
     read_only_root: bool = True
     qualification: QualificationSettings | None = None
@@ -148,6 +156,9 @@ class TrackSettings(BaseModel):
                 evaluator_command=tuple(self.images.evaluator_command),
                 contents_paths=tuple(self.images.contents_paths),
                 simulator_port=self.images.simulator_port,
+                agent_command=tuple(self.images.agent_command),
+                trusted_evaluator_command=tuple(self.images.trusted_evaluator_command),
+                evaluator_image=self.images.evaluator_image,
             )
             if self.images
             else None,
@@ -171,6 +182,8 @@ class TrackSettings(BaseModel):
             silence_timeout_s=self.silence_timeout_s,
             budget_base_s=self.budget_base_s,
             budget_s_per_km=self.budget_s_per_km,
+            wall_clock_budget=self.wall_clock_budget,
+            seed_per_repetition=self.seed_per_repetition,
             simulation_ratio_hint=self.simulation_ratio_hint,
             read_only_root=self.read_only_root,
             qualification=Qualification(self.qualification.track, tuple(sorted(self.qualification.thresholds.items())))
@@ -194,7 +207,15 @@ def default_tracks() -> list[TrackSettings]:
         evaluator_command=["lbcloud", *local.evaluator[3 : local.evaluator.index("--agent-sandbox")]],
         contents_paths=["/opt/lbcloud-track"],
         simulator_port=8813,
-    )
+        # Docker backend: the team's image runs only the agent host; the evaluator is a trusted container
+        agent_command=[
+            "python3", "-m", "lbcloud.tracks.sumo.agent_host", "--connect", "unix:{agent_socket}", "--agent", "{agent}",
+        ],
+        trusted_evaluator_command=[
+            "lbcloud", *local.evaluator[3 : local.evaluator.index("--agent-sandbox")],
+            "--agent-socket", "{agent_socket}",
+        ],
+    )  # fmt: skip
     common: dict[str, Any] = {
         "simulator": SimulatorKind.SUMO,
         "scorer": ScorerVersion.LB20,
@@ -205,7 +226,9 @@ def default_tracks() -> list[TrackSettings]:
         "budget_base_s": 60.0,
         "budget_s_per_km": 60.0,
         "simulation_ratio_hint": 20.0,
-        "read_only_root": False,
+        # the agent container's root file system is read-only: the image carries the road networks of
+        # the shipped route sets, and the evaluator writes only to /tmp (checked on a real node)
+        "read_only_root": True,
     }
     return [
         TrackSettings(
@@ -260,6 +283,25 @@ class LocalBackendSettings(BaseModel):
         if not 1024 <= low <= high <= 65535:
             raise ValueError(f"must be [low, high] with 1024 <= low <= high <= 65535, not [{low}, {high}]")
         return value
+
+
+class DockerSettings(BaseModel):
+    """The Docker backend: one machine's Docker Engine runs each attempt as containers."""
+
+    base_url: str | None = Field(
+        default=None, description="Engine address (default: $DOCKER_HOST, else the local socket)."
+    )
+    slots: int = Field(default=2, ge=1, description="Concurrent attempts on this machine.")
+    gpus: list[str] = Field(
+        default_factory=list, description="GPU indices (or UUIDs) for tracks with gpus_per_attempt; one per slot."
+    )
+    workdir: str | None = Field(default=None, description="Attempt folders (default: <data_dir>/docker-attempts).")
+    agent_user: str = Field(default="10001:10001", description="uid:gid of agent containers whose image runs as root.")
+    pids_limit: int = Field(default=512, ge=16, description="Processes an agent container may run.")
+    scratch_size: str = Field(default="1g", description="Size of the agent's writable /tmp (tmpfs).")
+    log_max_bytes: int = Field(default=2_000_000, ge=10_000, description="Per-container log kept and uploaded.")
+    ready_timeout_s: float = Field(default=60.0, gt=0, description="Longest wait for the simulator's port.")
+    pull_timeout_s: float = Field(default=600.0, gt=0, description="Longest pull of a team's image.")
 
 
 class KubernetesSettings(BaseModel):
@@ -383,6 +425,9 @@ class WebSettings(BaseModel):
         default_factory=dict, description="team name -> affiliation and method link shown on the leaderboard"
     )
     challenge: ChallengeSettings = Field(default_factory=ChallengeSettings)
+    baseline_teams: list[str] = Field(
+        default_factory=list, description="Teams shown on the leaderboard as baselines (marked, not ranked)"
+    )
     max_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="Largest request body the API and forms accept (413 beyond)."
     )
@@ -432,10 +477,11 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL. Default: sqlite:///<data_dir>/lbcloud.db"
     )
-    backend: Literal["local", "kubernetes"] = "local"
+    backend: Literal["local", "kubernetes", "docker"] = "local"
     artifacts: ArtifactSettings = Field(default_factory=ArtifactSettings)
     local: LocalBackendSettings = Field(default_factory=LocalBackendSettings)
     kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
+    docker: DockerSettings = Field(default_factory=DockerSettings)
     evalai: EvalAISettings = Field(default_factory=EvalAISettings)
     sqs: SQSSettings = Field(default_factory=SQSSettings)
     web: WebSettings = Field(default_factory=WebSettings)

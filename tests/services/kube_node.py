@@ -86,29 +86,31 @@ class KubeNode:
         return [line for line in out.split() if line]
 
 
-@pytest.fixture(scope="session")
-def kube_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeNode]:
-    """One real Kubernetes v1.20 cluster with a node for the session (skips when not available).
+class NodeUnavailable(RuntimeError):
+    """kube-test-cluster cannot start a node here (not built, not installed or not root)."""
 
-    ``LBCLOUD_TEST_KUBE_NODE_DIR`` names a cluster already started with ``up --with-node`` (its
-    state folder): the session then uses it and leaves it running (quicker iterations)."""
-    reuse = os.environ.get("LBCLOUD_TEST_KUBE_NODE_DIR")
-    if reuse:
-        yield KubeNode(
-            kubeconfig=Path(reuse) / "kubeconfig",
-            docker_host=f"unix://{reuse}/node/docker.sock",
-            state_dir=Path(reuse),
-            bridge_address=BRIDGE_ADDRESS,
-            env_base=(),
-        )
-        return
+
+def node_from_dir(state_dir: Path, env_base: tuple[tuple[str, str], ...] = ()) -> KubeNode:
+    """The cluster kube-test-cluster runs from ``state_dir`` (started with ``up --with-node``)."""
+    return KubeNode(
+        kubeconfig=state_dir / "kubeconfig",
+        docker_host=f"unix://{state_dir}/node/docker.sock",
+        state_dir=state_dir,
+        bridge_address=BRIDGE_ADDRESS,
+        env_base=env_base,
+    )
+
+
+def start_node() -> KubeNode:
+    """``up --with-node`` on free loopback ports for the control plane (the node uses the tool's
+    default bridge). Raises :class:`NodeUnavailable` when the tool cannot, ``RuntimeError`` when ``up`` fails."""
     if not KUBE_TEST_CLUSTER.is_file():
-        pytest.skip(f"kube-test-cluster not found at {KUBE_TEST_CLUSTER}")
+        raise NodeUnavailable(f"kube-test-cluster not found at {KUBE_TEST_CLUSTER}")
     env = dict(os.environ)
     available = _tool("available", "--with-node", env=env, timeout=60)
     if available.returncode != 0:
         reason = (available.stdout + available.stderr).strip().splitlines()
-        pytest.skip(f"kube-test-cluster --with-node is not available ({reason[-1] if reason else 'no output'})")
+        raise NodeUnavailable(f"kube-test-cluster --with-node is not available ({reason[-1] if reason else '?'})")
     ports = {
         "KUBE_TEST_CLUSTER_API_PORT": str(_free_port()),
         "KUBE_TEST_CLUSTER_ETCD_PORT": str(_free_port()),
@@ -119,22 +121,65 @@ def kube_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeNode]:
     state_dir = Path(f"/tmp/lbcloud-ktc-{uuid.uuid4().hex[:8]}")
     started = _tool("up", "--with-node", str(state_dir), env=env, timeout=NODE_UP_TIMEOUT_S)
     if started.returncode != 0:
-        _tool("down", str(state_dir), env=env, timeout=120)
-        pytest.fail(f"kube-test-cluster up --with-node failed (exit {started.returncode}):\n{started.stderr[-3000:]}")
-    exports = dict(re.findall(r"export (\w+)=(\S+)", started.stdout))
-    docker_host = exports.get("KUBE_TEST_CLUSTER_DOCKER_HOST", f"unix://{state_dir}/node/docker.sock").strip("'\"")
+        _tool("down", str(state_dir), env=env, timeout=180)
+        raise RuntimeError(f"kube-test-cluster up --with-node failed ({started.returncode}):\n{started.stderr[-3000:]}")
+    return node_from_dir(state_dir, tuple(ports.items()))
+
+
+def stop_node(node: KubeNode) -> None:
+    """``down``: stops the processes ``up`` started, removes containers, the bridge and the folder."""
+    stopped = _tool("down", str(node.state_dir), env=node.env(), timeout=180)
+    if stopped.returncode != 0:
+        print(f"kube-test-cluster down failed: {stopped.stderr[-2000:]}")
+
+
+def create_namespace(node: KubeNode, name: str) -> None:
+    """Create ``name`` and wait until Pods can be admitted in it."""
+    from kubernetes import client
+
+    api = node.api_client()
     try:
-        yield KubeNode(
-            kubeconfig=state_dir / "kubeconfig",
-            docker_host=docker_host,
-            state_dir=state_dir,
-            bridge_address=BRIDGE_ADDRESS,
-            env_base=tuple(ports.items()),
-        )
+        core = client.CoreV1Api(api)
+        core.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+        wait_namespace_ready(core, name)
     finally:
-        stopped = _tool("down", str(state_dir), env=env, timeout=180)
-        if stopped.returncode != 0:
-            print(f"kube-test-cluster down failed: {stopped.stderr[-2000:]}")
+        api.close()
+
+
+def delete_namespace(node: KubeNode, name: str) -> None:
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
+    api = node.api_client()
+    try:
+        client.CoreV1Api(api).delete_namespace(name, propagation_policy="Background")
+    except ApiException as err:
+        if err.status != 404:
+            raise
+    finally:
+        api.close()
+
+
+@pytest.fixture(scope="session")
+def kube_node() -> Iterator[KubeNode]:
+    """One real Kubernetes v1.20 cluster with a node for the session (skips when not available).
+
+    ``LBCLOUD_TEST_KUBE_NODE_DIR`` names a cluster already started with ``up --with-node`` (its
+    state folder): the session then uses it and leaves it running (quicker iterations)."""
+    reuse = os.environ.get("LBCLOUD_TEST_KUBE_NODE_DIR")
+    if reuse:
+        yield node_from_dir(Path(reuse))
+        return
+    try:
+        node = start_node()
+    except NodeUnavailable as err:
+        pytest.skip(str(err))
+    except RuntimeError as err:
+        pytest.fail(str(err))
+    try:
+        yield node
+    finally:
+        stop_node(node)
 
 
 def _namespace_name(test_name: str) -> str:
@@ -164,20 +209,9 @@ def wait_namespace_ready(core: Any, name: str) -> None:
 @pytest.fixture
 def kube_node_namespace(kube_node: KubeNode, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh namespace on the node's cluster (ServiceAccount ready), deleted after the test."""
-    from kubernetes import client
-    from kubernetes.client.rest import ApiException
-
-    api = kube_node.api_client()
-    core = client.CoreV1Api(api)
     name = _namespace_name(request.node.name)
-    core.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
     try:
-        wait_namespace_ready(core, name)
+        create_namespace(kube_node, name)
         yield name
     finally:
-        try:
-            core.delete_namespace(name, propagation_policy="Background")
-        except ApiException as err:
-            if err.status != 404:
-                raise
-        api.close()
+        delete_namespace(kube_node, name)

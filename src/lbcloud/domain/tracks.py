@@ -57,11 +57,15 @@ class Toleration:
 
 @dataclass(frozen=True, slots=True)
 class ContainerImages:
-    """Images and commands used by the Kubernetes backend for one track.
+    """Images and commands used by the container backends for one track.
 
     ``contents`` holds the trusted evaluator code and private route files; ``simulator`` runs the
     simulator server; the participant's image runs ``evaluator_command`` (argv with the same
     placeholders as :class:`LocalCommands`).
+
+    With ``agent_command`` (the Docker backend), the participant's image runs only that: an agent
+    host speaking the track's agent protocol on ``{agent_socket}``, while a trusted container of
+    ``evaluator_image`` (default: ``contents``) runs ``trusted_evaluator_command``.
     """
 
     contents: str
@@ -70,6 +74,9 @@ class ContainerImages:
     evaluator_command: tuple[str, ...]
     contents_paths: tuple[str, ...] = ("/workspace",)
     simulator_port: int = 2000
+    agent_command: tuple[str, ...] = ()
+    trusted_evaluator_command: tuple[str, ...] = ()
+    evaluator_image: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,8 +113,11 @@ class Qualification:
 class Track:
     """One evaluation track (validated on construction).
 
-    Time budgets: an attempt may run for ``attempt_budget_s(route_length_m)`` wall seconds; an agent
-    that prints nothing for ``silence_timeout_s`` is considered hung.
+    Time budgets: an attempt may run for ``attempt_budget_s(route_length_m)`` wall seconds (no limit
+    when ``wall_clock_budget`` is off, as in the official CARLA system, which has only the route's
+    game-time timeout); an agent that prints nothing for ``silence_timeout_s`` is considered hung.
+    ``seed_per_repetition`` gives repetition ``r`` the seed ``seed + r``; off, every repetition
+    uses ``seed`` (the official CARLA evaluators reuse one traffic-manager seed for all repetitions).
     """
 
     name: str
@@ -126,6 +136,8 @@ class Track:
     silence_timeout_s: float = 300.0
     budget_base_s: float = 120.0
     budget_s_per_km: float = 600.0
+    wall_clock_budget: bool = True
+    seed_per_repetition: bool = True
     simulation_ratio_hint: float = 1.0
     read_only_root: bool = True
     qualification: Qualification | None = None
@@ -144,7 +156,15 @@ class Track:
             raise ConfigError(f"track {self.name}: pool {self.pool.name} needs at least one slot")
         if self.local is None and self.images is None:
             raise ConfigError(f"track {self.name}: give local commands, container images, or both")
+        if self.images is not None and bool(self.images.agent_command) != bool(self.images.trusted_evaluator_command):
+            raise ConfigError(f"track {self.name}: images.agent_command and trusted_evaluator_command go together")
+
+    def seed_for(self, repetition: int) -> int:
+        """The simulator seed of one repetition."""
+        return self.seed + repetition if self.seed_per_repetition else self.seed
 
     def attempt_budget_s(self, route_length_m: float) -> float:
-        """Wall-clock budget of one attempt on a route of this length."""
+        """Wall-clock budget of one attempt on a route of this length (0: no wall-clock budget)."""
+        if not self.wall_clock_budget:
+            return 0.0
         return self.budget_base_s + self.budget_s_per_km * max(route_length_m, 0.0) / 1000.0

@@ -34,6 +34,10 @@ def build_backend(system: System) -> AttemptBackend:
         from lbcloud.entrypoints.k8s_wiring import build_kubernetes_backend
 
         return build_kubernetes_backend(system)
+    if settings.backend == "docker":
+        from lbcloud.entrypoints.docker_wiring import build_docker_backend
+
+        return build_docker_backend(system)
     from lbcloud.adapters.backends.local import LocalBackend
     from lbcloud.adapters.backends.local_privileges import AgentPolicy
     from lbcloud.entrypoints.wiring import local_sandbox_warning
@@ -61,11 +65,19 @@ def build_dispatcher(system: System) -> Dispatcher:
     """The dispatcher with the configured backend, capacity, sinks and pollers."""
     settings = system.settings
     backend = build_backend(system)
-    if settings.backend == "local":
-        capacity = {"local": settings.local.slots}
+    facts = _facts()
+    if settings.backend == "docker":
+        from lbcloud.entrypoints.docker_wiring import image_facts
+
+        facts.update(image_facts(backend, system.tracks.values()))
+    if settings.backend in ("local", "docker"):
+        # one machine: its slots are shared by every track
+        slots = settings.local.slots if settings.backend == "local" else settings.docker.slots
+        pool_name: str = settings.backend
+        capacity = {pool_name: slots}
 
         def pool_of(track: object) -> str:
-            return "local"
+            return pool_name
 
     else:
         capacity = {}
@@ -96,7 +108,7 @@ def build_dispatcher(system: System) -> Dispatcher:
         metrics=system.metrics,
         lease_s=settings.dispatcher.lease_s,
         team_limit=settings.dispatcher.team_limit,
-        facts=_facts(),
+        facts=facts,
         split=settings.evalai.split,
         pollers=pollers,
         on_final=qualification_hook(system.store, system.tracks),

@@ -403,6 +403,8 @@ class Dispatcher(Launching):
             if attempt.status is not AttemptStatus.ENDED:
                 self.store.set_attempt_status(attempt.id, AttemptStatus.RUNNING, node=event.node)
                 self._mark_running(attempt)
+            if event.agent_digest and self.store.get_submission(attempt.submission_id).agent.digest is None:
+                self.store.set_agent_digest(attempt.submission_id, event.agent_digest)  # what actually ran
             return False
         if event.kind is BackendEventKind.WAITING_CAPACITY:
             if attempt.status is not AttemptStatus.ENDED:
@@ -664,10 +666,10 @@ class Dispatcher(Launching):
             and publication.records > 0
             and not submission.status.terminal
         ):
+            # the reason stays on the submission while more routes finish: no count that would go stale
             submission = self.store.transition(
-                submission_id, SubmissionStatus.PARTIALLY_EVALUATED,
-                f"{publication.records} of {publication.total} route(s) evaluated",
-            )  # fmt: skip
+                submission_id, SubmissionStatus.PARTIALLY_EVALUATED, "the first route results were published"
+            )
         sinks = self._sinks_for(submission)
         if not submission.status.terminal:
             for sink in sinks:

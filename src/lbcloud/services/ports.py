@@ -323,6 +323,7 @@ class AttemptSpec:
     route_id: str
     repetition: int
     budget_s: float
+    """The attempt's wall-clock budget; 0 when the track has none (``Track.wall_clock_budget``)."""
     token: str
     seed: int = 0
 
@@ -354,6 +355,8 @@ class BackendEvent:
     sim_ratio: float | None = None
     logs: dict[str, bytes] = field(default_factory=dict)
     handle: str | None = None
+    agent_digest: str | None = None
+    """The agent image the backend resolved (digest or image id), for the manifest."""
 
 
 class AttemptBackend(Protocol):

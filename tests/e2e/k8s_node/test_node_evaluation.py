@@ -22,10 +22,11 @@ from lbcloud.domain.submissions import AgentKind, AgentRef, NewSubmission, Submi
 from lbcloud.domain.tasks import AttemptOutcome, RouteTaskStatus
 from lbcloud.entrypoints.wiring import build_system
 from lbcloud.settings import load_settings
-from tests.e2e.k8s_node.conftest import AGENTS, AgentImages, NodeDispatcher, node_track
+from tests.e2e.k8s_node.node_support import AGENTS, AgentImages, NodeDispatcher, node_track
 from tests.services.kube_node import KubeNode
 
-pytestmark = [pytest.mark.k8s_node, pytest.mark.slow]
+# the first test of a session may build lbcloud's images (cold cache: a few minutes) in its setup
+pytestmark = [pytest.mark.k8s_node, pytest.mark.slow, pytest.mark.timeout(1800)]
 NODE_NAME = "ktc-node"
 
 

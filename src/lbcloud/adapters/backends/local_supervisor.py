@@ -2,8 +2,8 @@
 
 ``python -m lbcloud.adapters.backends.local_supervisor <workdir>`` reads ``<workdir>/spec.json``,
 starts the simulator, waits until its port listens (no fixed sleeps), starts the evaluator, and
-watches both: the attempt's wall-clock budget, silent output (no log or checkpoint growth) and
-simulator death. It ends with ``<workdir>/result.json`` (written atomically), which is what the
+watches both: the attempt's wall-clock budget (none when it is 0), silent output (no log or
+checkpoint growth) and simulator death. It ends with ``<workdir>/result.json`` (written atomically), which is what the
 dispatcher reads. Because it lives in its own session with its output in files, a dispatcher that
 dies (even SIGKILL) loses nothing: the attempt finishes and is collected after a restart.
 
@@ -68,14 +68,16 @@ class SupervisorResult:
     simulator_died_at: float | None = None
 
 
-def port_listening(port: int) -> bool:
-    """Whether something listens on TCP ``port`` on this host, without connecting to it.
+def port_listening(port: int, netns_pid: int | None = None) -> bool:
+    """Whether something listens on TCP ``port`` on this host (or in the network namespace of process
+    ``netns_pid``, e.g. a container's), without connecting to it.
 
     A probe connection would use up the simulator's single client session, so on Linux the kernel's
-    socket table is read instead; elsewhere a connect probe is the fallback."""
+    socket table is read instead; elsewhere a connect probe is the fallback (this host only)."""
     hex_port = f":{port:04X}"
     found_table = False
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+    proc = "/proc" if netns_pid is None else f"/proc/{netns_pid}"
+    for table in (f"{proc}/net/tcp", f"{proc}/net/tcp6"):
         try:
             with open(table, encoding="ascii") as fh:
                 found_table = True
@@ -86,7 +88,7 @@ def port_listening(port: int) -> bool:
                         return True
         except OSError:
             continue
-    if found_table:
+    if found_table or netns_pid is not None:
         return False
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # pragma: no cover - non-Linux
         sock.settimeout(0.2)
@@ -238,7 +240,8 @@ class Supervisor:
 
     def _watch(self, started: float, ready_at: float) -> SupervisorResult:
         assert self.evaluator is not None
-        budget_deadline = time.monotonic() + self.spec.budget_s
+        # budget_s 0: no wall-clock budget (the official CARLA system has none, see docs/carla.md)
+        budget_deadline = time.monotonic() + self.spec.budget_s if self.spec.budget_s > 0 else float("inf")
         watched = [self.workdir / "agent.log", self.workdir / self.spec.checkpoint]
         last_sizes = [_size(p) for p in watched]
         last_growth = time.monotonic()

@@ -9,6 +9,8 @@ Public names:
 - :func:`select_subset(route_ids, subset, fmt) -> tuple[str, ...]` — the official ``--routes-subset``
   semantics and error texts (1.0 rejects ``"5-5"``); returns the selected ids in file order.
 - :func:`select_routes(route_file, subset) -> tuple[RouteDefinition, ...]` — the same on a parsed file.
+- :func:`only_route(data, route, source) -> bytes` — a route file cut down to one route (what an
+  attempt's agent may see).
 - :func:`split_routes(route_ids, workers) -> list[tuple[str, ...]]` — lbcloud's integer split;
   :func:`subset_expression(ids, all_ids)` writes one share as a ``--routes-subset`` value;
   :func:`reference_split(routes, workers) -> list[tuple[int, int]]` — the reference deployment's
@@ -220,3 +222,21 @@ def reference_split(routes: int, workers: int) -> list[tuple[int, int]]:
     w = min(routes, workers)
     step = routes / w
     return [(math.ceil(i * step), math.ceil((i + 1) * step) - 1) for i in range(w)]
+
+
+def only_route(data: bytes, route: str, source: str) -> bytes:
+    """A route file cut down to the one ``<route id=...>`` (other elements are kept as they are)."""
+    try:
+        root = ET.fromstring(data)
+    except ET.ParseError as err:
+        raise InputError(f"{source}: not valid XML ({err})") from None
+    matches = 0
+    for child in list(root):
+        if child.tag == "route":
+            if child.get("id") == route:
+                matches += 1
+            else:
+                root.remove(child)
+    if matches == 0:
+        raise InputError(f"{source}: has no route with id {route!r}")
+    return bytes(ET.tostring(root, encoding="utf-8", xml_declaration=True))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -12,7 +11,7 @@ import yaml
 
 from lbcloud.adapters.backends.kubernetes.manifests import KubernetesConfig, render_attempt, render_network_policy
 from lbcloud.domain.errors import InputError
-from lbcloud.domain.results.routes import parse_route_file
+from lbcloud.domain.results.routes import only_route, parse_route_file
 from lbcloud.domain.submissions import AgentKind, AgentRef
 from lbcloud.domain.tracks import Track
 from lbcloud.entrypoints.cli.context import cli_state
@@ -87,24 +86,6 @@ def render_attempt_command(
     )
     objects = [*render_attempt(spec, config).all(), render_network_policy(config)]
     typer.echo(manifests_yaml(objects), nl=False)
-
-
-def only_route(data: bytes, route: str, source: str) -> bytes:
-    """A route file cut down to the one ``<route id=...>`` (other elements are kept as they are)."""
-    try:
-        root = ET.fromstring(data)
-    except ET.ParseError as err:
-        raise InputError(f"{source}: not valid XML ({err})") from None
-    matches = 0
-    for child in list(root):
-        if child.tag == "route":
-            if child.get("id") == route:
-                matches += 1
-            else:
-                root.remove(child)
-    if matches == 0:
-        raise InputError(f"{source}: has no route with id {route!r}")
-    return bytes(ET.tostring(root, encoding="utf-8", xml_declaration=True))
 
 
 @app.command("prepare-contents")
