@@ -54,6 +54,7 @@ def _sumo_local_commands() -> LocalCommands:
         ),
     )  # fmt: skip
 
+
 class TolerationSettings(BaseModel):
     key: str
     operator: str = "Exists"

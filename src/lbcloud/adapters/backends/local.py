@@ -243,6 +243,9 @@ class LocalBackend:
             env=attempt_environment(os.environ),  # no settings, tokens or credentials below this point
             pass_fds=(reservation.fd,),
         )
+        # known before the handle is recorded: a restart that adopts the attempt before the supervisor
+        # wrote it itself still finds it alive
+        (folder / PID_FILE).write_text(f"{proc.pid}\n")
         self._tracked[spec.attempt_id] = _Tracked(
             spec.attempt_id, spec.submission_id, folder, spec.repetition, port, process=proc,
             carla=spec.track.simulator is SimulatorKind.CARLA,
