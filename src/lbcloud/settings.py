@@ -54,6 +54,7 @@ def _sumo_local_commands() -> LocalCommands:
         ),
     )  # fmt: skip
 
+
 class TolerationSettings(BaseModel):
     key: str
     operator: str = "Exists"
@@ -129,6 +130,8 @@ class TrackSettings(BaseModel):
     silence_timeout_s: float = 300.0
     budget_base_s: float = 120.0
     budget_s_per_km: float = 600.0
+    wall_clock_budget: bool = True
+    seed_per_repetition: bool = True
     simulation_ratio_hint: float = 1.0
     read_only_root: bool = True
     qualification: QualificationSettings | None = None
@@ -180,6 +183,8 @@ class TrackSettings(BaseModel):
             silence_timeout_s=self.silence_timeout_s,
             budget_base_s=self.budget_base_s,
             budget_s_per_km=self.budget_s_per_km,
+            wall_clock_budget=self.wall_clock_budget,
+            seed_per_repetition=self.seed_per_repetition,
             simulation_ratio_hint=self.simulation_ratio_hint,
             read_only_root=self.read_only_root,
             qualification=Qualification(self.qualification.track, tuple(sorted(self.qualification.thresholds.items())))
@@ -421,6 +426,9 @@ class WebSettings(BaseModel):
         default_factory=dict, description="team name -> affiliation and method link shown on the leaderboard"
     )
     challenge: ChallengeSettings = Field(default_factory=ChallengeSettings)
+    baseline_teams: list[str] = Field(
+        default_factory=list, description="Teams shown on the leaderboard as baselines (marked, not ranked)"
+    )
     max_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="Largest request body the API and forms accept (413 beyond)."
     )

@@ -119,8 +119,13 @@ def test_smoke_route_failure_fails_fast_without_running_the_other_routes(make_sy
     tasks = {t.id: t for t in system.store.route_tasks(sid)}
     smoke = [a for a in system.store.attempts(submission_id=sid) if tasks[a.task_id].smoke]
     assert len(smoke) == 1, "the smoke route ran once"
-    # a free slot may have run another route speculatively: it was stopped, and nothing of it counts
-    assert all(t.status is RouteTaskStatus.CANCELLED for t in tasks.values() if not t.smoke)
+    # a free slot may have run another route speculatively: stopped when the smoke route failed, or,
+    # on a slow machine, over first with the agent's own failure there; no retry was counted either way
+    for task in tasks.values():
+        if not task.smoke:
+            assert task.status is RouteTaskStatus.CANCELLED or (
+                task.status is RouteTaskStatus.DONE and task.blame is Blame.AGENT
+            ), (task.route_id, task.status, task.reason)
     assert not any(a.counted for a in system.store.attempts(submission_id=sid))
 
 

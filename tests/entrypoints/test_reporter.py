@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from lbcloud.adapters.store import SqlStateStore
-from lbcloud.domain.artifact_keys import attempt_log_key
+from lbcloud.domain.artifact_keys import attempt_log_key, attempt_recording_key
 from lbcloud.domain.errors import Unavailable
 from lbcloud.domain.results.reader import parse_results
 from lbcloud.domain.tasks import Attempt
@@ -215,3 +215,20 @@ def test_the_reporter_command_reports_over_real_http(
     finally:
         server.should_exit = True
         thread.join(5)
+
+
+@pytest.mark.parametrize(("size", "kept"), [(64, True), (5000, False)])
+def test_the_reporter_keeps_the_simulators_recording_within_the_cap_and_always_sends_the_record(
+    http: TestClient, store: SqlStateStore, artifacts: MemoryArtifacts, tmp_path: Path, size: int, kept: bool
+) -> None:
+    attempt = claimed_attempt(store, route_id="2")
+    recordings = tmp_path / "recordings"
+    recordings.mkdir()
+    (recordings / "RouteScenario_2_rep0.log").write_bytes(b"R" * size)
+    reporter = _reporter(http, attempt, tmp_path, "RouteScenario_2_rep0", recordings_dir=recordings,
+                         max_recording_bytes=4096)  # fmt: skip
+    reporter.checkpoint.write_text(checkpoint_document("RouteScenario_2_rep0"), encoding="utf-8")
+    (reporter.run_dir / "agent.exit").write_text("0\n")
+    reporter.finish()
+    assert artifacts.exists(attempt_recording_key(attempt.submission_id, attempt.id)) is kept
+    assert artifacts.exists(attempt_record_key(attempt.submission_id, attempt.id))

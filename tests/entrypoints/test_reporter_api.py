@@ -33,7 +33,8 @@ def attempt(store: SqlStateStore) -> Attempt:
 @pytest.fixture
 def client(store: SqlStateStore) -> TestClient:
     app = FastAPI()
-    app.include_router(create_router(ReportingService(store, MemoryArtifacts(), max_record_bytes=8192)))
+    service = ReportingService(store, MemoryArtifacts(), max_record_bytes=8192, max_recording_bytes=4096)
+    app.include_router(create_router(service))
     return TestClient(app)
 
 
@@ -85,3 +86,16 @@ def test_heartbeat_accepts_an_optional_detail(client: TestClient, attempt: Attem
     assert client.post(url, json={"detail": "alive"}, headers=_auth(attempt)).status_code == 200
     assert client.post(url, headers=_auth(attempt)).status_code == 200
     assert client.post(url, content=b"{nope", headers=_auth(attempt)).status_code == 422
+
+
+def test_a_recording_is_kept_once_and_capped(client: TestClient, attempt: Attempt) -> None:
+    url = f"/api/v1/reporter/attempts/{attempt.id}/recording"
+    assert client.put(url, content=b"CARLA_RECORDER-1", headers=_auth(attempt)).status_code == 201
+    assert client.put(url, content=b"CARLA_RECORDER-1", headers=_auth(attempt)).status_code == 200
+    assert client.put(url, content=b"CARLA_RECORDER-2", headers=_auth(attempt)).status_code == 409
+    assert client.put(url, content=b"x", headers={"Authorization": "Bearer nope"}).status_code == 401
+
+
+def test_an_oversized_recording_is_413(client: TestClient, attempt: Attempt) -> None:
+    url = f"/api/v1/reporter/attempts/{attempt.id}/recording"
+    assert client.put(url, content=b"x" * 5000, headers=_auth(attempt)).status_code == 413

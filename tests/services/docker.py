@@ -16,6 +16,7 @@ Fixtures:
 
 - ``docker_engine`` (session): a :class:`DockerTestEngine` (``.url`` for ``DOCKER_HOST``, ``.client``).
 - ``lbcloud_images`` (session): runs ``scripts/build-images`` against that engine; the image names.
+- ``team_image`` (session): builds a team's image FROM the SUMO agent base image around one agent file.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -38,6 +39,13 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "lbcloud"
+EXAMPLES = REPO_ROOT / "examples" / "agents"
+HOSTILE = REPO_ROOT / "tests" / "adapters" / "backends" / "docker" / "agents"
+TEAM_DOCKERFILE = """FROM lbcloud-sumo-agent:latest
+COPY --chown=10001:10001 . /home/lbcloud/agent/
+ENV TEAM_AGENT=/home/lbcloud/agent/{agent}
+{extra}
+"""
 LOCK_WAIT_S = 1800.0
 START_TIMEOUT_S = 60.0
 # overlay2 where the kernel and file system allow it (fast), else vfs (works everywhere, copies layers)
@@ -57,6 +65,10 @@ class DockerTestEngine:
         return {**os.environ, "DOCKER_HOST": self.url}
 
 
+class EngineUnavailable(Exception):
+    """No Docker Engine can run here (the reason is the message)."""
+
+
 def _take_lock(path: Path) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
@@ -68,7 +80,7 @@ def _take_lock(path: Path) -> int:
         except BlockingIOError:
             if time.monotonic() > deadline:
                 os.close(fd)
-                pytest.skip(f"another test session holds {path} for longer than {LOCK_WAIT_S:.0f} s")
+                raise EngineUnavailable(f"another session holds {path} for longer than {LOCK_WAIT_S:.0f} s") from None
             time.sleep(1.0)
 
 
@@ -118,13 +130,15 @@ def _wait_for(proc: subprocess.Popen[bytes], url: str) -> docker.DockerClient | 
     return None
 
 
-@pytest.fixture(scope="session")
-def docker_engine() -> Iterator[DockerTestEngine]:
+@contextlib.contextmanager
+def private_engine() -> Iterator[DockerTestEngine]:
+    """A dockerd of our own (see the module docstring) for the duration of the block; raises
+    EngineUnavailable when none can run here. Used by the tests and by benchmarks/bench_docker.py."""
     dockerd = shutil.which("dockerd")
     if dockerd is None:
-        pytest.skip("dockerd is not installed (apt-get install docker.io)")
+        raise EngineUnavailable("dockerd is not installed (apt-get install docker.io)")
     if os.geteuid() != 0:
-        pytest.skip("dockerd needs root to run here")
+        raise EngineUnavailable("dockerd needs root to run here")
     lock = _take_lock(CACHE / "test-dockerd.lock")
     data_root = CACHE / "test-dockerd"
     run = Path(tempfile.mkdtemp(prefix="lbcloud-dockerd-", dir="/tmp"))  # short: unix socket paths are short
@@ -140,7 +154,7 @@ def docker_engine() -> Iterator[DockerTestEngine]:
                 break
         if client is None:
             tail = (run / "dockerd.log").read_text(errors="replace")[-800:]
-            pytest.skip(f"dockerd cannot run here (tried {', '.join(STORAGE_DRIVERS)}): {tail}")
+            raise EngineUnavailable(f"dockerd cannot run here (tried {', '.join(STORAGE_DRIVERS)}): {tail}")
         # leftovers of an interrupted earlier session
         for container in client.containers.list(all=True, filters={"label": "io.lbcloud.backend=docker"}):
             container.remove(force=True)
@@ -160,17 +174,63 @@ def docker_engine() -> Iterator[DockerTestEngine]:
         os.close(lock)
 
 
-@pytest.fixture(scope="session")
-def lbcloud_images(docker_engine: DockerTestEngine) -> list[str]:
-    """lbcloud's images, built into the test engine (quick when nothing changed)."""
+def build_lbcloud_images(engine: DockerTestEngine) -> list[str]:
+    """``scripts/build-images`` into ``engine`` (quick when nothing changed); the image names.
+    Raises RuntimeError with the script's last output when it fails."""
     done = subprocess.run(
         [str(REPO_ROOT / "scripts" / "build-images")],
         check=False,
-        env=docker_engine.env(),
+        env=engine.env(),
         capture_output=True,
         text=True,
         timeout=3600,
     )
     if done.returncode != 0:
-        pytest.fail(f"scripts/build-images failed:\n{done.stderr[-3000:]}")
+        raise RuntimeError(f"scripts/build-images failed:\n{done.stderr[-3000:]}")
     return done.stdout.split()
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> Iterator[DockerTestEngine]:
+    try:
+        with private_engine() as engine:
+            yield engine
+    except EngineUnavailable as err:
+        pytest.skip(str(err))
+
+
+@pytest.fixture(scope="session")
+def lbcloud_images(docker_engine: DockerTestEngine) -> list[str]:
+    """lbcloud's images, built into the test engine (quick when nothing changed)."""
+    try:
+        names = build_lbcloud_images(docker_engine)
+    except RuntimeError as err:
+        pytest.fail(str(err))
+    # the cached data root keeps only what is tagged: images a rebuild replaced go
+    docker_engine.client.images.prune(filters={"dangling": True})
+    return names
+
+
+@pytest.fixture(scope="session")
+def team_image(
+    docker_engine: DockerTestEngine, lbcloud_images: list[str], tmp_path_factory: pytest.TempPathFactory
+) -> Callable[..., str]:
+    """Builds a team's image FROM the SUMO agent base image with one agent file (and competent.py,
+    which the sample agents build on); returns its tag. ``env`` adds ENV lines."""
+    built: dict[str, str] = {}
+
+    def build(agent: str, *, env: dict[str, str] | None = None, tag: str | None = None) -> str:
+        tag = tag or f"lbcloud-test/{Path(agent).stem}:v1"
+        if tag in built:
+            return tag
+        context = tmp_path_factory.mktemp("team-image")
+        source = EXAMPLES / agent if (EXAMPLES / agent).exists() else HOSTILE / agent
+        shutil.copy(source, context / source.name)
+        shutil.copy(EXAMPLES / "competent.py", context / "competent.py")
+        extra = "\n".join(f"ENV {k}={v}" for k, v in (env or {}).items())
+        (context / "Dockerfile").write_text(TEAM_DOCKERFILE.format(agent=source.name, extra=extra))
+        docker_engine.client.images.build(path=str(context), tag=tag, rm=True, forcerm=True)
+        built[tag] = tag
+        return tag
+
+    return build

@@ -245,3 +245,43 @@ def test_partial_publications_carry_the_scores_of_the_routes_evaluated_so_far(
     d.tick()
     accuracies = json.loads(sink.partials[-1][2])[0]["accuracies"]
     assert accuracies["Route completion"] == 80, "the mean over the two routes done, not over all three"
+
+
+class CountingStore:
+    """Wraps the real store and records which of its methods a tick calls."""
+
+    def __init__(self, inner: SqlStateStore) -> None:
+        self.inner = inner
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> object:
+        target = getattr(self.inner, name)
+        if callable(target):
+
+            def call(*args: object, **kwargs: object) -> object:
+                self.calls.append(name)
+                return target(*args, **kwargs)
+
+            return call
+        return target
+
+
+def test_an_idle_tick_with_every_slot_busy_reads_the_store_once(
+    store: SqlStateStore, artifacts: ArtifactStore, track: Track
+) -> None:
+    counting = CountingStore(store)
+    backend = ScriptedBackend()
+    d = Dispatcher(
+        store=counting, artifacts=artifacts, backend=backend, tracks={track.name: track},  # type: ignore[arg-type]
+        catalog=FileRouteCatalog(), clock=SystemClock(), owner="d1", capacity={"default": 2},
+    )  # fmt: skip
+    for team in ("alpha", "beta"):
+        _submit(store, track, team)
+    for _ in range(3):
+        d.tick()
+    assert len(backend.running()) == 2
+    d._last_terminal_scan = time.monotonic()  # the periodic scans are not due
+    d._last_lease_renewal = time.monotonic()
+    counting.calls.clear()
+    d.tick()
+    assert counting.calls == ["tick_view"]

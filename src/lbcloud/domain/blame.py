@@ -31,7 +31,9 @@ class Failure:
     preempted: bool = False
 
 
-# Exit codes of the evaluators (the SUMO track's, and lbcloud's wrapper around CARLA's).
+# Exit codes of the SUMO track's evaluator and of lbcloud's agent wrapper on Kubernetes (3: the agent
+# could not be set up, e.g. $TEAM_AGENT unset; 4: the simulator died; 5: it never got ready).
+# The official CARLA evaluator's own codes (255, 1, 0) are judged in lbcloud.domain.carla.
 EXIT_FINISHED = 0
 EXIT_USAGE = 2
 EXIT_AGENT_REJECTED = 3

@@ -113,8 +113,11 @@ class Qualification:
 class Track:
     """One evaluation track (validated on construction).
 
-    Time budgets: an attempt may run for ``attempt_budget_s(route_length_m)`` wall seconds; an agent
-    that prints nothing for ``silence_timeout_s`` is considered hung.
+    Time budgets: an attempt may run for ``attempt_budget_s(route_length_m)`` wall seconds (no limit
+    when ``wall_clock_budget`` is off, as in the official CARLA system, which has only the route's
+    game-time timeout); an agent that prints nothing for ``silence_timeout_s`` is considered hung.
+    ``seed_per_repetition`` gives repetition ``r`` the seed ``seed + r``; off, every repetition
+    uses ``seed`` (the official CARLA evaluators reuse one traffic-manager seed for all repetitions).
     """
 
     name: str
@@ -133,6 +136,8 @@ class Track:
     silence_timeout_s: float = 300.0
     budget_base_s: float = 120.0
     budget_s_per_km: float = 600.0
+    wall_clock_budget: bool = True
+    seed_per_repetition: bool = True
     simulation_ratio_hint: float = 1.0
     read_only_root: bool = True
     qualification: Qualification | None = None
@@ -154,6 +159,12 @@ class Track:
         if self.images is not None and bool(self.images.agent_command) != bool(self.images.trusted_evaluator_command):
             raise ConfigError(f"track {self.name}: images.agent_command and trusted_evaluator_command go together")
 
+    def seed_for(self, repetition: int) -> int:
+        """The simulator seed of one repetition."""
+        return self.seed + repetition if self.seed_per_repetition else self.seed
+
     def attempt_budget_s(self, route_length_m: float) -> float:
-        """Wall-clock budget of one attempt on a route of this length."""
+        """Wall-clock budget of one attempt on a route of this length (0: no wall-clock budget)."""
+        if not self.wall_clock_budget:
+            return 0.0
         return self.budget_base_s + self.budget_s_per_km * max(route_length_m, 0.0) / 1000.0

@@ -65,6 +65,11 @@ def build_dispatcher(system: System) -> Dispatcher:
     """The dispatcher with the configured backend, capacity, sinks and pollers."""
     settings = system.settings
     backend = build_backend(system)
+    facts = _facts()
+    if settings.backend == "docker":
+        from lbcloud.entrypoints.docker_wiring import image_facts
+
+        facts.update(image_facts(backend, system.tracks.values()))
     if settings.backend in ("local", "docker"):
         # one machine: its slots are shared by every track
         slots = settings.local.slots if settings.backend == "local" else settings.docker.slots
@@ -103,7 +108,7 @@ def build_dispatcher(system: System) -> Dispatcher:
         metrics=system.metrics,
         lease_s=settings.dispatcher.lease_s,
         team_limit=settings.dispatcher.team_limit,
-        facts=_facts(),
+        facts=facts,
         split=settings.evalai.split,
         pollers=pollers,
         on_final=qualification_hook(system.store, system.tracks),

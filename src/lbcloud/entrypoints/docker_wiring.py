@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lbcloud.adapters.backends.docker.backend import DockerBackend
 from lbcloud.adapters.backends.docker.engine import DockerEngine
 from lbcloud.adapters.backends.docker.plans import DockerConfig
+from lbcloud.domain.tracks import Track
 
 if TYPE_CHECKING:
     from lbcloud.entrypoints.wiring import System
@@ -18,6 +20,18 @@ def instance_id(workdir: Path) -> str:
     """A short id of this installation (from its attempt folder): its containers carry it, so two
     installations sharing an engine never adopt or remove each other's containers."""
     return hashlib.sha256(str(workdir.resolve()).encode()).hexdigest()[:10]
+
+
+def image_facts(backend: object, tracks: Iterable[Track]) -> dict[str, str]:
+    """Manifest facts: the resolved simulator, contents and evaluator images of the tracks."""
+    if not isinstance(backend, DockerBackend):
+        return {}
+    refs = set()
+    for track in tracks:
+        if track.images is not None:
+            refs |= {track.images.simulator, track.images.contents, track.images.evaluator_image or ""}
+    refs.discard("")
+    return {f"image {ref}": digest for ref, digest in backend.image_ids(sorted(refs)).items()}
 
 
 def build_docker_backend(system: System) -> DockerBackend:

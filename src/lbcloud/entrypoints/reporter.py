@@ -29,7 +29,7 @@ import httpx
 import typer
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from lbcloud.domain.artifact_keys import LogStream
+from lbcloud.domain.artifact_keys import RECORDING_MAX_BYTES, LogStream
 from lbcloud.domain.errors import InputError, LbcloudError, Unavailable
 from lbcloud.domain.results.model import ResultFormat
 from lbcloud.domain.results.reader import parse_results
@@ -103,6 +103,13 @@ class ReporterClient:
             return response.status_code == 201
         raise self._refused(response)
 
+    def put_recording(self, data: bytes) -> bool:
+        """Send the simulator's recording; True when stored now, False for an idempotent replay."""
+        response = self._send("PUT", "/recording", content=data)
+        if response.status_code in (200, 201):
+            return response.status_code == 201
+        raise self._refused(response)
+
     def append_log(self, stream: LogStream, offset: int, data: bytes) -> int:
         """Append a chunk; returns the offset the next chunk starts at (the server's on a mismatch)."""
         response = self._send("POST", f"/logs/{stream.value}", content=data, offset=offset)
@@ -162,6 +169,9 @@ class Reporter:
     probe: Callable[[int], bool] = simulator_listening
     offsets: dict[LogStream, int] = dataclasses.field(default_factory=dict)
     record_sent: bool = False
+    recordings_dir: Path | None = None
+    max_recording_bytes: int = RECORDING_MAX_BYTES
+    recording_sent: bool = False
     _last_beat: float | None = None
 
     def resume_offsets(self) -> None:
@@ -216,6 +226,7 @@ class Reporter:
         self.ship_logs()
         if self.record_sent or not self.agent_done:
             return
+        self.ship_recording()  # before the record, which may end the attempt
         try:
             text = self.checkpoint.read_text(encoding="utf-8")
         except OSError:
@@ -228,6 +239,25 @@ class Reporter:
             return
         self.client.put_record(document)
         self.record_sent = True
+
+    def ship_recording(self) -> None:
+        """The simulator's recorder file of the route, when the track records one within the cap.
+        A failure here is logged and never keeps the route record from being sent."""
+        if self.recordings_dir is None or self.recording_sent:
+            return
+        files = sorted(self.recordings_dir.glob("*.log"), key=lambda p: p.stat().st_mtime)
+        if not files:
+            return
+        self.recording_sent = True
+        size = files[-1].stat().st_size
+        if size > self.max_recording_bytes:
+            log.warning("the recording %s is %d bytes, over the %d-byte cap: not kept", files[-1], size,
+                        self.max_recording_bytes)  # fmt: skip
+            return
+        try:
+            self.client.put_recording(files[-1].read_bytes())
+        except (LbcloudError, OSError) as err:
+            log.warning("the recording was not kept: %s", err)
 
     def run(self, stop: threading.Event, *, exit_when_done: bool) -> int:
         """Report until the agent is done (then finish) and, unless ``exit_when_done``, until ``stop``."""
@@ -265,6 +295,12 @@ def reporter_command(
     probe_port: Annotated[
         int | None, typer.Option("--probe-port", help="Probe this simulator port and write simulator.ready.")
     ] = None,
+    recordings_dir: Annotated[
+        Path | None, typer.Option("--recordings-dir", help="Folder where the simulator writes its recording.")
+    ] = None,
+    max_recording_bytes: Annotated[
+        int, typer.Option("--max-recording-bytes", help="Recordings above this size are not kept.")
+    ] = RECORDING_MAX_BYTES,
 ) -> None:
     """Stream an attempt's logs, heartbeats and route record to the dispatcher (runs in the pod)."""
     if not token:
@@ -281,6 +317,8 @@ def reporter_command(
                 run_dir=run_dir,
                 interval_s=interval,
                 probe_port=probe_port,
+                recordings_dir=recordings_dir,
+                max_recording_bytes=max_recording_bytes,
             )
             code = reporter.run(stop, exit_when_done=exit_when_done)
     finally:

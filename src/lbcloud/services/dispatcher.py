@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 
 from lbcloud.domain.artifact_keys import (
@@ -72,6 +72,7 @@ log = logging.getLogger(__name__)
 
 TYPICAL_SPEED_M_S = 6.0
 TERMINAL_SCAN_S = 2.0
+FINALS_SCAN_MARGIN = timedelta(minutes=5)  # status changes committed late still fall in the next scan
 PLAN_PER_TICK = 25  # submissions planned per tick at most
 PLAN_BUDGET_S = 0.05  # and no longer than this per tick
 
@@ -145,6 +146,7 @@ class Dispatcher(Launching):
         # submission id -> the status change whose final publication this process made (or gave up on)
         self._ended_notified: dict[int, datetime] = {}
         self._ended_this_tick: set[int] = set()  # attempts ended during the current tick
+        self._finals_mark: datetime | None = None
         self.speculate = speculate  # work-conserving smoke gate (False: strict gate)
         self.speculative: dict[int, int] = {}
         self.preempted: set[int] = set()
@@ -358,7 +360,9 @@ class Dispatcher(Launching):
         if now - self._last_terminal_scan >= TERMINAL_SCAN_S:
             self._last_terminal_scan = now
             self.queue_settled = False  # and look again for work another dispatcher queued
-            for submission in self.store.unpublished_finals(limit=1000):
+            # the first scan reads the whole history, later ones only what changed since (with margin)
+            since, self._finals_mark = self._finals_mark, self.clock.now() - FINALS_SCAN_MARGIN
+            for submission in self.store.unpublished_finals(limit=1000, since=since):
                 if self._ended_notified.get(submission.id) != submission.updated_at:
                     self._refresh(submission.id)
         return stopped
@@ -399,6 +403,8 @@ class Dispatcher(Launching):
             if attempt.status is not AttemptStatus.ENDED:
                 self.store.set_attempt_status(attempt.id, AttemptStatus.RUNNING, node=event.node)
                 self._mark_running(attempt)
+            if event.agent_digest and self.store.get_submission(attempt.submission_id).agent.digest is None:
+                self.store.set_agent_digest(attempt.submission_id, event.agent_digest)  # what actually ran
             return False
         if event.kind is BackendEventKind.WAITING_CAPACITY:
             if attempt.status is not AttemptStatus.ENDED:
@@ -660,10 +666,10 @@ class Dispatcher(Launching):
             and publication.records > 0
             and not submission.status.terminal
         ):
+            # the reason stays on the submission while more routes finish: no count that would go stale
             submission = self.store.transition(
-                submission_id, SubmissionStatus.PARTIALLY_EVALUATED,
-                f"{publication.records} of {publication.total} route(s) evaluated",
-            )  # fmt: skip
+                submission_id, SubmissionStatus.PARTIALLY_EVALUATED, "the first route results were published"
+            )
         sinks = self._sinks_for(submission)
         if not submission.status.terminal:
             for sink in sinks:

@@ -176,7 +176,7 @@ class Launching:
             attempt_id=attempt.id, attempt_number=attempt.number, submission_id=submission.id, task_id=task.id,
             team=submission.team, track=track, agent=submission.agent, route_id=task.route_id,
             repetition=task.repetition, budget_s=track.attempt_budget_s(task.route_length_m), token=attempt.token,
-            seed=track.seed + task.repetition,
+            seed=track.seed_for(task.repetition),
         )  # fmt: skip
         if speculative:
             self.speculative[attempt.id] = submission.id

@@ -234,9 +234,10 @@ class StateStore(Protocol):
         waits to be planned (``submitted`` or ``resuming``): one read transaction."""
         ...
 
-    def unpublished_finals(self, limit: int = 100) -> list[Submission]:
+    def unpublished_finals(self, limit: int = 100, *, since: datetime | None = None) -> list[Submission]:
         """Ended submissions (finished, failed, cancelled) whose final publication has not been
-        recorded since they last changed status, oldest first."""
+        recorded since they last changed status, oldest first; ``since``: only those that changed
+        status at or after that time."""
         ...
 
     def mark_final_published(self, submission_id: int, message: str) -> None:
@@ -322,6 +323,7 @@ class AttemptSpec:
     route_id: str
     repetition: int
     budget_s: float
+    """The attempt's wall-clock budget; 0 when the track has none (``Track.wall_clock_budget``)."""
     token: str
     seed: int = 0
 
@@ -353,6 +355,8 @@ class BackendEvent:
     sim_ratio: float | None = None
     logs: dict[str, bytes] = field(default_factory=dict)
     handle: str | None = None
+    agent_digest: str | None = None
+    """The agent image the backend resolved (digest or image id), for the manifest."""
 
 
 class AttemptBackend(Protocol):

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from lbcloud.domain.artifact_keys import LogStream, attempt_log_key
+from lbcloud.domain.artifact_keys import RECORDING_MAX_BYTES, LogStream, attempt_log_key, attempt_recording_key
 from lbcloud.domain.errors import Conflict, InputError, LbcloudError, NotFound
 from lbcloud.domain.results.reader import parse_results
 from lbcloud.domain.tasks import Attempt, AttemptStatus
@@ -90,6 +90,7 @@ class ReportingService:
         max_record_bytes: int = 1 << 20,
         max_chunk_bytes: int = 1 << 20,
         max_log_bytes: int = 64 << 20,
+        max_recording_bytes: int = RECORDING_MAX_BYTES,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
@@ -97,6 +98,7 @@ class ReportingService:
         self.max_record_bytes = max_record_bytes
         self.max_chunk_bytes = max_chunk_bytes
         self.max_log_bytes = max_log_bytes
+        self.max_recording_bytes = max_recording_bytes
         self._monotonic = monotonic
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
@@ -150,6 +152,23 @@ class ReportingService:
         expected = {task.instance_id, f"RouteScenario_{task.route_id}"}
         if record.route_id not in expected:
             raise InputError(f"{source}: route_id {record.route_id!r} is not this attempt's route ({task.instance_id})")
+
+    # ------------------------------------------------------------------------------ recordings
+    def put_recording(self, token: str, attempt_id: int, data: bytes) -> RecordReceipt:
+        """Store the attempt's simulator recording once (same bytes again: a replay; different: 409)."""
+        attempt = self.authenticate(token, attempt_id)
+        key = attempt_recording_key(attempt.submission_id, attempt.id)
+        digest = hashlib.sha256(data).hexdigest()
+        with self._lock(key):
+            if self.artifacts.exists(key):
+                if hashlib.sha256(self.artifacts.get(key)).hexdigest() == digest:
+                    return RecordReceipt(key, digest, created=False)
+                raise Conflict(f"attempt {attempt.id} already reported a different recording")
+            self._require_live(attempt)
+            if len(data) > self.max_recording_bytes:
+                raise ReportTooLarge(f"the recording is {len(data)} bytes; the limit is {self.max_recording_bytes}")
+            self.artifacts.put(key, data, "application/octet-stream")
+        return RecordReceipt(key, digest, created=True)
 
     # ------------------------------------------------------------------------------------ logs
     def append_log(self, token: str, attempt_id: int, stream: str, offset: int, data: bytes) -> LogReceipt:

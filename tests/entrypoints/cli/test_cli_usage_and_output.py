@@ -103,3 +103,32 @@ def test_the_reporter_command_is_hidden_and_flags_take_no_value() -> None:
     assert "tracks" in out and "login" in out
     debug_line = next(line for line in out.splitlines() if "--debug" in line)
     assert "<bool>" not in debug_line
+
+
+def test_logs_say_when_a_stream_is_empty_and_print_the_others(config: Path, tmp_path: Path) -> None:
+    from lbcloud.domain.artifact_keys import attempt_log_key
+    from lbcloud.domain.blame import Blame
+    from lbcloud.domain.tasks import AttemptOutcome, NewRouteTask
+    from lbcloud.entrypoints.wiring import build_system
+    from lbcloud.services.ports import AttemptEnd
+    from lbcloud.settings import load_settings
+
+    env = {"LBCLOUD_CONFIG_DIR": str(tmp_path / "cfg")}
+    assert lbcloud("submit", "--track", "sumo-dev", "--team", "alpha", "--agent", str(COMPETENT),
+                   config=config, env=env).returncode == 0  # fmt: skip
+    system = build_system(load_settings(config))
+    task = system.store.plan_route_tasks(1, [NewRouteTask("0", 0, 0, 100.0, 10.0)])[0]
+    attempt = system.store.claim_task(task.id, backend="local", pool="local", owner="test", lease_s=60)
+    assert attempt is not None
+    system.artifacts.put(attempt_log_key(1, attempt.id, "agent"), b"driving along\n")
+    system.artifacts.put(attempt_log_key(1, attempt.id, "simulator"), b"")
+    system.store.end_attempt(
+        attempt.id, AttemptEnd(AttemptOutcome.FAILED, Blame.SIMULATOR, "sim died", 1, None, counted=True)
+    )
+    system.close()
+    empty = lbcloud("logs", "1", "--stream", "simulator", config=config, env=env)
+    assert empty.returncode == 0, empty.stderr
+    assert "route 0 — attempt 1 (simulator)" in empty.stdout
+    assert "(the simulator log of this attempt is empty)" in empty.stdout
+    agent = lbcloud("logs", "1", "--route", "0", config=config, env=env)
+    assert "driving along" in agent.stdout and "is empty" not in agent.stdout

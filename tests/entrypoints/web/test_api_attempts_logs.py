@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
 
 from fastapi.testclient import TestClient
 
+from lbcloud.domain.artifact_keys import attempt_recording_key
 from lbcloud.domain.blame import Blame
 from lbcloud.domain.tasks import AttemptStatus
+from lbcloud.domain.tracks import SimulatorKind
 from lbcloud.entrypoints.wiring import System
 from tests.entrypoints.web.conftest import ALPHA, BETA, OPERATOR, Lifecycle
 
@@ -250,3 +253,27 @@ def test_live_feed_pushes_events_and_snapshots_as_the_submission_runs(
 def test_live_feed_is_private_to_the_team(client: TestClient, lifecycle: Lifecycle) -> None:
     theirs = lifecycle.submit("beta")
     assert client.get(f"/api/v1/submissions/{theirs.id}/live", headers=ALPHA).status_code == 403
+
+
+def test_a_carla_attempts_recording_is_linked_from_the_submission_and_served(
+    client: TestClient, lifecycle: Lifecycle, system: System
+) -> None:
+    system.tracks["sumo-dev"] = dataclasses.replace(system.tracks["sumo-dev"], simulator=SimulatorKind.CARLA)
+    submission = lifecycle.submit("alpha")
+    tasks = lifecycle.plan(submission)
+    attempt = lifecycle.start(tasks[0])
+    lifecycle.finish(tasks[0], attempt, 100.0)
+    other = lifecycle.start(tasks[1])
+    lifecycle.fail(tasks[1], other, Blame.SIMULATOR, "simulator died", final=False)
+    system.artifacts.put(attempt_recording_key(submission.id, attempt.id), b"CARLA_RECORDER...")
+    listed = client.get(f"/api/v1/submissions/{submission.id}/attempts", headers=ALPHA).json()
+    url = f"/api/v1/submissions/{submission.id}/attempts/{attempt.id}/recording"
+    assert {a["id"]: a["recording"] for a in listed} == {attempt.id: url, other.id: None}
+    page = client.get(f"/submissions/{submission.id}", headers=ALPHA)
+    assert f'href="{url}"' in page.text
+    served = client.get(url, headers=ALPHA)
+    assert served.status_code == 200 and served.content == b"CARLA_RECORDER..."
+    assert "attachment" in served.headers["content-disposition"]
+    assert client.get(url, headers=BETA).status_code in (403, 404), "another team cannot download it"
+    missing = f"/api/v1/submissions/{submission.id}/attempts/{other.id}/recording"
+    assert client.get(missing, headers=ALPHA).status_code == 404

@@ -153,7 +153,7 @@ def test_the_leaderboard_lists_a_finished_submission_and_sorts(live: LiveServer,
     row = page.locator(f'tr[data-submission="{live.leaderboard_submission.id}"]')
     expect(row).to_be_visible()
     expect(row.locator("th")).to_have_text("beta")
-    expect(row.locator("td.method")).to_have_text("competent.py")
+    expect(row.locator("td.col-method")).to_have_text("competent.py")
     header = page.locator("#leaderboard th", has_text="Team")
     header.click()
     expect(header).to_have_attribute("aria-sort", "ascending")

@@ -138,7 +138,7 @@ def test_the_leaderboard_ranks_teams_links_rows_and_sorts_by_keyboard(seeded: Se
         str(seeded.ids["alpha_best"]), str(seeded.ids["beta"]), str(seeded.ids["gamma"])
     ]  # fmt: skip
     alpha = page.locator(f'tr[data-submission="{seeded.ids["alpha_best"]}"]')
-    expect(alpha.locator("td.method a")).to_have_attribute("href", "https://example.org/method")
+    expect(alpha.locator("td.col-method a")).to_have_attribute("href", "https://example.org/method")
     expect(alpha).to_contain_text("Example University")
     expect(page.locator('[data-testid="running-now"]')).to_contain_text("delta")
     assert page.locator("#leaderboard thead th").count() == 4 + 15 + 3  # every infraction rate
@@ -189,23 +189,25 @@ def test_a_route_page_lists_its_infractions_and_a_crash_its_traceback(seeded: Se
     page.close()
 
 
-def test_every_page_fits_a_390_px_phone_without_sideways_scroll(seeded: Seeded, browser: Any) -> None:
+@pytest.mark.parametrize("width", [360, 390])
+def test_every_page_fits_a_phone_without_sideways_scroll(seeded: Seeded, browser: Any, width: int) -> None:
     page = browser.new_page()
-    page.set_viewport_size({"width": 390, "height": 844})
+    page.set_viewport_size({"width": width, "height": 844})
     sign_in(page, seeded)
     for name, path in pages(seeded).items():
         page.goto(f"{seeded.base_url}{path}")
-        width = page.evaluate("document.documentElement.scrollWidth")
+        scroll = page.evaluate("document.documentElement.scrollWidth")
         # what sticks out, for the failure message (wide tables scroll inside their .table-wrap)
         wide = page.evaluate(
-            "Array.from(document.querySelectorAll('body *')).filter(e => e.getBoundingClientRect().right > 391"
-            " && e.parentElement.getBoundingClientRect().right <= 391 && !e.closest('.table-wrap'))"
-            ".slice(0, 5).map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))"
+            "w => Array.from(document.querySelectorAll('body *')).filter(e => e.getBoundingClientRect().right > w"
+            " && e.parentElement.getBoundingClientRect().right <= w && !e.closest('.table-wrap'))"
+            ".slice(0, 5).map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))",
+            width + 1,
         )
-        assert width <= 390, f"{name} is {width} px wide at 390 px: {wide}"
+        assert scroll <= width, f"{name} is {scroll} px wide at {width} px: {wide}"
         header = page.evaluate("document.querySelector('.topbar').scrollWidth")
-        assert header <= 390, f"the header of {name} is {header} px wide"
-        page.screenshot(path=str(SCREENSHOTS / f"phone-{name}.png"), full_page=True)
+        assert header <= width, f"the header of {name} is {header} px wide"
+        page.screenshot(path=str(SCREENSHOTS / f"phone-{width}-{name}.png"), full_page=True)
     page.close()
 
 
@@ -257,3 +259,17 @@ def test_axe_finds_no_serious_violation_on_any_page(seeded: Seeded, browser: Any
                 problems.append(f"{name}: {violation['id']} ({violation['impact']}): {violation['help']} at {targets}")
     page.close()
     assert not problems, "\n".join(problems)
+
+
+def test_a_team_chooses_which_submission_the_leaderboard_shows(seeded: Seeded, browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    page = browser.new_page()
+    page.goto(f"{seeded.base_url}/submissions/{seeded.ids['alpha_worse']}?token={TEAM_TOKENS['alpha']}")
+    page.locator('[data-testid="choose"]').click()
+    page.wait_for_url("**/leaderboard/sumo-dev")
+    row = page.locator(f'tr[data-submission="{seeded.ids["alpha_worse"]}"]')
+    expect(row).to_contain_text("chosen")
+    expect(page.locator(f'tr[data-submission="{seeded.ids["alpha_best"]}"]')).to_have_count(0)
+    page.screenshot(path=str(SCREENSHOTS / "leaderboard-chosen.png"), full_page=True)
+    page.close()

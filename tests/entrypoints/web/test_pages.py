@@ -11,7 +11,7 @@ from lbcloud.entrypoints.web.app import create_app
 from lbcloud.entrypoints.web.auth import COOKIE_NAME
 from lbcloud.entrypoints.wiring import System
 from lbcloud.settings import TeamProfile
-from tests.entrypoints.web.conftest import OPERATOR_TOKEN, TEAM_TOKENS, Lifecycle
+from tests.entrypoints.web.conftest import ALPHA, OPERATOR_TOKEN, TEAM_TOKENS, Lifecycle
 
 
 def test_home_redirects_to_the_first_tracks_leaderboard(client: TestClient) -> None:
@@ -183,3 +183,33 @@ def test_logout_clears_the_cookie(client: TestClient) -> None:
     assert response.status_code == 303
     assert COOKIE_NAME in response.headers["set-cookie"]
     assert "Max-Age=0" in response.headers["set-cookie"] or "expires" in response.headers["set-cookie"].lower()
+
+
+def test_a_team_chooses_its_row_or_hides_it_and_baselines_are_not_ranked(system: System, lifecycle: Lifecycle) -> None:
+    best = lifecycle.finished("alpha", (100.0, 100.0))
+    other = lifecycle.finished("alpha", (40.0, 60.0))
+    beta = lifecycle.finished("beta", (90.0, 90.0))
+    system.settings.web.baseline_teams.append("gamma")
+    baseline = lifecycle.finished("gamma", (95.0, 95.0))
+    with TestClient(create_app(system)) as client:
+        board = client.get("/api/v1/tracks/sumo-dev/leaderboard").json()["entries"]
+        assert [(e["submission_id"], e["rank"], e["baseline"]) for e in board] == [
+            (best.id, 1, False), (baseline.id, None, True), (beta.id, 2, False)
+        ]  # fmt: skip
+        chose = client.post(f"/api/v1/submissions/{other.id}/leaderboard", json={"choice": "chosen"}, headers=ALPHA)
+        assert chose.status_code == 200, chose.text
+        board = client.get("/api/v1/tracks/sumo-dev/leaderboard").json()["entries"]
+        assert [(e["submission_id"], e["rank"], e["chosen"]) for e in board] == [
+            (baseline.id, None, False), (beta.id, 1, False), (other.id, 2, True)
+        ]  # fmt: skip
+        client.post(f"/api/v1/submissions/{other.id}/leaderboard", json={"choice": "hidden"}, headers=ALPHA)
+        assert [e["team"] for e in client.get("/api/v1/tracks/sumo-dev/leaderboard").json()["entries"]] == [
+            "gamma", "beta"
+        ]  # fmt: skip
+        client.post(f"/api/v1/submissions/{best.id}/leaderboard", json={"choice": "automatic"}, headers=ALPHA)
+        board = client.get("/api/v1/tracks/sumo-dev/leaderboard").json()["entries"]
+        assert board[0]["submission_id"] == best.id and board[0]["rank"] == 1
+        refused = client.post(f"/api/v1/submissions/{beta.id}/leaderboard", json={"choice": "hidden"}, headers=ALPHA)
+        assert refused.status_code == 403
+        page = client.get("/leaderboard/sumo-dev").text
+        assert ">baseline</span>" in page

@@ -241,6 +241,7 @@ def test_a_real_host_runs_an_example_agent_and_a_crash_is_the_agents(tmp_path: P
 
 
 def test_the_host_environment_holds_nothing_of_the_evaluators(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PYTHONPATH", raising=False)
     monkeypatch.setenv("LBCLOUD_WEB__OPERATOR_TOKEN", "secret")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
     command = host_command(

@@ -360,3 +360,36 @@ def test_a_frozen_simulator_is_a_crash_after_the_simulator_timeout(sumo_cache: P
     doc = json.loads(checkpoint.read_text())
     assert doc["entry_status"] == "Crashed"
     assert doc["_checkpoint"]["records"][-1]["status"] == "Failed - Simulation crashed"
+
+
+def test_an_agent_host_started_outside_the_evaluator_drives_every_route_on_one_connection(
+    competent_dev: Run, simulator: Server, tmp_path: Path
+) -> None:
+    # how a container backend runs it: the evaluator waits on a socket, the agent's container connects
+    sock = tmp_path / "agent.sock"
+    host = subprocess.Popen(
+        [sys.executable, "-m", "lbcloud.tracks.sumo.agent_host", "--connect", f"unix:{sock}",
+         "--agent", agent_path("competent"), "--connect-timeout", "60"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        run = run_evaluator(
+            tmp_path / "external.json", simulator.port, "unused", "sumo-dev", "--seed", "3",
+            "--agent-socket", str(sock), "--setup-timeout", "30",
+        )  # fmt: skip
+        assert host.wait(timeout=30) == 0
+    finally:
+        if host.poll() is None:
+            host.kill()
+    assert run.code == 0, run.output
+    assert without_wall_clock(run.records) == without_wall_clock(competent_dev.records)
+
+
+def test_without_an_agent_host_connecting_every_route_fails_as_the_agents(simulator: Server, tmp_path: Path) -> None:
+    run = run_evaluator(
+        tmp_path / "nobody.json", simulator.port, "unused", "sumo-dev", "--routes-subset", "0",
+        "--agent-socket", str(tmp_path / "agent.sock"), "--setup-timeout", "1",
+    )  # fmt: skip
+    assert run.code == 0, run.output
+    assert [r["status"] for r in run.records] == ["Failed - Agent couldn't be set up"]
+    assert "did not connect within 1s" in run.output

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from lbcloud.adapters.backends.local_carla import JUDGED_ENDINGS, carla_environment, judge_local_carla, keep_recording
 from lbcloud.adapters.backends.local_ports import PortReservation, reserve_port
 from lbcloud.adapters.backends.local_privileges import (
     AgentPolicy,
@@ -57,6 +58,7 @@ from lbcloud.domain.results.model import ResultFormat, RouteRecord, route_id_for
 from lbcloud.domain.results.reader import parse_results
 from lbcloud.domain.results.writer import dumps_results
 from lbcloud.domain.tasks import Attempt, AttemptOutcome
+from lbcloud.domain.tracks import SimulatorKind
 from lbcloud.services.ports import ArtifactStore, AttemptSpec, BackendEvent, BackendEventKind
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,17 @@ TIMELINE_FILE = "checkpoint.timeline.json"
 MAX_TIMELINE_BYTES = 4_000_000
 LOG_FILES = {LogStream.SIMULATOR: "simulator.log", LogStream.AGENT: "agent.log", LogStream.LBCLOUD: "lbcloud.log"}
 LOG_UPLOAD_INTERVAL_S = 1.0
+
+
+def _write_attempt_info(folder: Path, spec: AttemptSpec) -> None:
+    """``attempt.json``: what a restarted dispatcher needs to adopt the attempt."""
+    info = {
+        "attempt": spec.attempt_id,
+        "submission": spec.submission_id,
+        "repetition": spec.repetition,
+        "simulator": spec.track.simulator.value,
+    }
+    (folder / "attempt.json").write_text(json.dumps(info), encoding="utf-8")
 
 
 def _pid_alive(pid: int) -> bool:
@@ -89,6 +102,7 @@ class _Tracked:
     repetition: int
     port: int
     process: subprocess.Popen[bytes] | None = None
+    carla: bool = False
     running_reported: bool = False
     log_sizes: dict[LogStream, int] = field(default_factory=dict)
     last_log_upload: float = 0.0
@@ -148,6 +162,8 @@ class LocalBackend:
             "seed": str(spec.seed),
             "workdir": str(folder),
             "scorer": track.scorer.value,
+            "gpu_index": "0",
+            "recordings": str(folder / "recordings"),
             **self._policy.placeholders(),
         }
 
@@ -174,17 +190,15 @@ class LocalBackend:
     def _start_on_standby(self, spec: AttemptSpec, folder: Path, standby: Standby) -> str:
         os.rename(standby.folder, folder)  # its processes keep running, now in the attempt's folder
         simulator, evaluator = self._commands(spec, standby.port, folder)
-        (folder / "attempt.json").write_text(
-            json.dumps({"attempt": spec.attempt_id, "submission": spec.submission_id, "repetition": spec.repetition}),
-            encoding="utf-8",
-        )
+        _write_attempt_info(folder, spec)
         sup = self._supervisor_spec(spec, simulator, evaluator, standby.port)
         tmp = folder / "spec.json.tmp"
         tmp.write_text(json.dumps(asdict(sup), indent=2), encoding="utf-8")
         os.replace(tmp, folder / "spec.json")  # the standby starts the evaluator once this appears
         self._tracked[spec.attempt_id] = _Tracked(
-            spec.attempt_id, spec.submission_id, folder, spec.repetition, standby.port, process=standby.process
-        )
+            spec.attempt_id, spec.submission_id, folder, spec.repetition, standby.port, process=standby.process,
+            carla=spec.track.simulator is SimulatorKind.CARLA,
+        )  # fmt: skip
         return str(folder)
 
     def _supervisor_spec(
@@ -198,7 +212,11 @@ class LocalBackend:
             silence_timeout_s=spec.track.silence_timeout_s,
             ready_timeout_s=self._ready_timeout,
             grace_s=self._grace,
-            env={"PYTHONUNBUFFERED": "1", "LBCLOUD_ATTEMPT": str(spec.attempt_id)},
+            env={
+                "PYTHONUNBUFFERED": "1",
+                "LBCLOUD_ATTEMPT": str(spec.attempt_id),
+                **(carla_environment(spec) if spec.track.simulator is SimulatorKind.CARLA else {}),
+            },
         )
 
     def _start_cold(self, spec: AttemptSpec, folder: Path) -> str:
@@ -214,10 +232,7 @@ class LocalBackend:
         simulator, evaluator = self._commands(spec, port, folder)
         sup = self._supervisor_spec(spec, simulator, evaluator, port)
         (folder / "spec.json").write_text(json.dumps(asdict(sup), indent=2), encoding="utf-8")
-        (folder / "attempt.json").write_text(
-            json.dumps({"attempt": spec.attempt_id, "submission": spec.submission_id, "repetition": spec.repetition}),
-            encoding="utf-8",
-        )
+        _write_attempt_info(folder, spec)
         proc = subprocess.Popen(
             [self._python, "-m", "lbcloud.adapters.backends.local_supervisor", str(folder)],
             stdin=subprocess.DEVNULL,
@@ -228,9 +243,13 @@ class LocalBackend:
             env=attempt_environment(os.environ),  # no settings, tokens or credentials below this point
             pass_fds=(reservation.fd,),
         )
+        # known before the handle is recorded: a restart that adopts the attempt before the supervisor
+        # wrote it itself still finds it alive
+        (folder / PID_FILE).write_text(f"{proc.pid}\n")
         self._tracked[spec.attempt_id] = _Tracked(
-            spec.attempt_id, spec.submission_id, folder, spec.repetition, port, process=proc
-        )
+            spec.attempt_id, spec.submission_id, folder, spec.repetition, port, process=proc,
+            carla=spec.track.simulator is SimulatorKind.CARLA,
+        )  # fmt: skip
         return str(folder)
 
     # ------------------------------------------------------------------------------------- polling
@@ -339,6 +358,8 @@ class LocalBackend:
         ended_by: str = result["ended_by"]
         code: int | None = result["exit_code"]
         logs = self._read_logs(tracked)
+        if tracked.carla:
+            keep_recording(self._artifacts, tracked.workdir, tracked.submission_id, tracked.attempt_id)
         found = self._record(tracked)
         text, record = found if found is not None else (None, None)
         sim_ratio = None
@@ -352,6 +373,12 @@ class LocalBackend:
                 **more,  # type: ignore[arg-type]
             )  # fmt: skip
 
+        if tracked.carla and ended_by in JUDGED_ENDINGS:
+            error = last_error_line(logs.get(LogStream.AGENT.value, b""))
+            ending = judge_local_carla(result, (found[0], found[1].status) if found else None, error)
+            return event(
+                ending.outcome, ending.blame, ending.reason, message=ending.message, record_json=ending.record_json
+            )
         if ended_by in SUPERVISOR_ENDINGS:
             outcome, blame = SUPERVISOR_ENDINGS[ended_by]
             return event(outcome, blame, result["detail"])
@@ -427,7 +454,10 @@ class LocalBackend:
             except (OSError, ValueError):
                 events.append(_lost(attempt.id, f"no trace of the attempt in {folder}"))
                 continue
-            tracked = _Tracked(attempt.id, attempt.submission_id, folder, int(info.get("repetition", 0)), spec["port"])
+            tracked = _Tracked(
+                attempt.id, attempt.submission_id, folder, int(info.get("repetition", 0)), spec["port"],
+                carla=info.get("simulator") == SimulatorKind.CARLA.value,
+            )  # fmt: skip
             # a late find reports running again, so the dispatcher learns its handle
             tracked.running_reported = not found_late and (folder / READY_FILE).exists()
             if (folder / RESULT_FILE).exists() or self._supervisor_alive(tracked):

@@ -2,8 +2,8 @@
 
 ``python -m lbcloud.adapters.backends.local_supervisor <workdir>`` reads ``<workdir>/spec.json``,
 starts the simulator, waits until its port listens (no fixed sleeps), starts the evaluator, and
-watches both: the attempt's wall-clock budget, silent output (no log or checkpoint growth) and
-simulator death. It ends with ``<workdir>/result.json`` (written atomically), which is what the
+watches both: the attempt's wall-clock budget (none when it is 0), silent output (no log or
+checkpoint growth) and simulator death. It ends with ``<workdir>/result.json`` (written atomically), which is what the
 dispatcher reads. Because it lives in its own session with its output in files, a dispatcher that
 dies (even SIGKILL) loses nothing: the attempt finishes and is collected after a restart.
 
@@ -240,7 +240,8 @@ class Supervisor:
 
     def _watch(self, started: float, ready_at: float) -> SupervisorResult:
         assert self.evaluator is not None
-        budget_deadline = time.monotonic() + self.spec.budget_s
+        # budget_s 0: no wall-clock budget (the official CARLA system has none, see docs/carla.md)
+        budget_deadline = time.monotonic() + self.spec.budget_s if self.spec.budget_s > 0 else float("inf")
         watched = [self.workdir / "agent.log", self.workdir / self.spec.checkpoint]
         last_sizes = [_size(p) for p in watched]
         last_growth = time.monotonic()

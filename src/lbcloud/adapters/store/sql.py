@@ -640,7 +640,7 @@ class SqlStateStore:
             waiting = session.execute(_WAITING_QUERY).first() is not None
         return TickView(tuple(live), waiting)
 
-    def unpublished_finals(self, limit: int = 100) -> list[Submission]:
+    def unpublished_finals(self, limit: int = 100, *, since: datetime | None = None) -> list[Submission]:
         subs = SubmissionRow.__table__
         events = EventRow.__table__
         published = (
@@ -652,12 +652,10 @@ class SqlStateStore:
             )
             .exists()
         )
-        query = (
-            select(subs)
-            .where(subs.c.status.in_([s.value for s in TERMINAL]), ~published)
-            .order_by(subs.c.updated_at, subs.c.id)
-            .limit(limit)
-        )
+        query = select(subs).where(subs.c.status.in_([s.value for s in TERMINAL]), ~published)
+        if since is not None:
+            query = query.where(subs.c.updated_at >= since)
+        query = query.order_by(subs.c.updated_at, subs.c.id).limit(limit)
         with self._tx("listing ended submissions not yet published", write=False) as session:
             return [rows.submission(row) for row in session.execute(query)]  # type: ignore[arg-type]
 

@@ -118,7 +118,9 @@ class LocalControlPlane:
     def leaderboard(self, track: str) -> Leaderboard:
         if track not in self.system.tracks:
             raise InputError(f"unknown track {track!r} (tracks: {', '.join(sorted(self.system.tracks))})")
-        return build_leaderboard(self.system.store, track, self.system.settings.web.team_profiles)
+        return build_leaderboard(
+            self.system.store, track, self.system.settings.web.team_profiles, self.system.settings.web.baseline_teams
+        )
 
     def read_log(self, submission_id: int, attempt_id: int, stream: str, offset: int) -> LogText:
         attempt = self.system.store.get_attempt(attempt_id)

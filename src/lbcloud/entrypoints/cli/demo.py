@@ -122,7 +122,9 @@ def demo(
                 time.sleep(0.1)
         system.close()
     wall = time.monotonic() - started
-    console.print(leaderboard_table(build_leaderboard(store, track, settings.web.team_profiles)))
+    console.print(
+        leaderboard_table(build_leaderboard(store, track, settings.web.team_profiles, settings.web.baseline_teams))
+    )
     failures = failures_table([build_progress(system, store.get_submission(i)) for i in submitted])
     if failures is not None:
         console.print(failures)

@@ -117,7 +117,7 @@ def submit(
         str | None, typer.Option(help="Team name (letters, digits, space, . _ -). With a team token: your team.")
     ] = None,
     agent: Annotated[str | None, typer.Option(help="Local agent: path/to/agent.py[:Class].")] = None,
-    image: Annotated[str | None, typer.Option(help="Agent container image (Kubernetes backend).")] = None,
+    image: Annotated[str | None, typer.Option(help="Agent container image (Docker or Kubernetes backend).")] = None,
     agent_config: Annotated[str | None, typer.Option(help="File passed to the agent's setup().")] = None,
     method: Annotated[str | None, typer.Option(help="Method name shown on the leaderboard.")] = None,
     output: OutputOption = Output.TABLE,

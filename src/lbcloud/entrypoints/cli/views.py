@@ -215,9 +215,9 @@ def tracks_table(tracks: Sequence[TrackOut], *, wide: bool = False) -> Table:
 
 def failures_table(progresses: Sequence[ProgressOut]) -> Table | None:
     """Submissions that failed, and routes that failed for a fault, with who is to blame."""
-    table = Table(title="Attributed failures")
+    table = Table(title="Attributed failures", title_justify="left")
     for column in ("submission", "team", "where", "blame", "reason"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column, overflow="fold", no_wrap=column != "reason")
     rows = 0
     for p in progresses:
         sub = p.submission

@@ -20,7 +20,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from lbcloud.domain import artifact_keys
-from lbcloud.domain.errors import InputError, NotFound
+from lbcloud.domain.errors import Conflict, InputError, NotFound
 from lbcloud.domain.submissions import (
     FIELD_LIMITS,
     AgentKind,
@@ -38,7 +38,7 @@ from lbcloud.entrypoints.web.deps import (
     visible_submission,
 )
 from lbcloud.entrypoints.web.errors import Forbidden
-from lbcloud.entrypoints.web.leaderboard import Leaderboard, build_leaderboard
+from lbcloud.entrypoints.web.leaderboard import CHOICE_EVENT, Leaderboard, build_leaderboard
 from lbcloud.entrypoints.web.operator import OperatorOverview, build_overview
 from lbcloud.entrypoints.web.route_detail import RouteDetailOut, build_route_detail
 from lbcloud.entrypoints.web.sse import SSE_HEADERS, LiveHub, LogChunk, follow_log, read_log_chunk
@@ -111,7 +111,7 @@ def get_track(track: str, system: SystemDep) -> TrackOut:
 )
 def get_leaderboard(track: str, system: SystemDep) -> Leaderboard:
     _track(system, track)
-    return build_leaderboard(system.store, track, system.settings.web.team_profiles)
+    return build_leaderboard(system.store, track, system.settings.web.team_profiles, system.settings.web.baseline_teams)
 
 
 class WhoAmIOut(BaseModel):
@@ -237,6 +237,28 @@ def resume(
     return submission_with_state(system.store, resume_submission(system.store, submission_id, reason))
 
 
+class LeaderboardChoiceIn(BaseModel):
+    choice: Literal["chosen", "hidden", "automatic"] = Field(
+        description="chosen: this finished submission is the team's row; hidden: the team has no row; "
+        "automatic: the team's best finished submission"
+    )
+
+
+@router.post(
+    "/submissions/{submission_id}/leaderboard", response_model=SubmissionOut, tags=["leaderboard"], responses=ERRORS
+)
+def leaderboard_choice(
+    submission_id: int, body: LeaderboardChoiceIn, system: SystemDep, principal: PrincipalDep
+) -> SubmissionOut:
+    """Choose how the submission's team appears on its track's leaderboard (the team or the operator)."""
+    submission = visible_submission(system, principal, submission_id)
+    if submission.status is not SubmissionStatus.FINISHED:
+        raise Conflict(f"submission {submission_id} is {submission.status.value}: only a finished one can be chosen")
+    system.store.add_event(submission_id, CHOICE_EVENT, body.choice)
+    log.info("leaderboard choice %s", body.choice, extra={"submission": submission_id, "team": submission.team})
+    return submission_with_state(system.store, submission)
+
+
 class StatusChangeOut(BaseModel):
     from_status: str | None
     to_status: str
@@ -344,6 +366,26 @@ def route_record(submission_id: int, instance_id: str, system: SystemDep, princi
                 return Response(task.record_json, media_type="application/json")
             raise NotFound(f"route {instance_id} of submission {submission_id} has no record yet")
     raise NotFound(f"submission {submission_id} has no route {instance_id!r}")
+
+
+@router.get(
+    "/submissions/{submission_id}/attempts/{attempt_id}/recording",
+    tags=["attempts"],
+    responses={**ERRORS, 200: {"content": {"application/octet-stream": {}}}},
+)
+def attempt_recording(submission_id: int, attempt_id: int, system: SystemDep, principal: PrincipalDep) -> Response:
+    """The simulator's recording of the attempt's route (CARLA ``--record``), to replay it in CARLA."""
+    visible_submission(system, principal, submission_id)
+    _attempt(system, submission_id, attempt_id)
+    key = artifact_keys.attempt_recording_key(submission_id, attempt_id)
+    if not system.artifacts.exists(key):
+        raise NotFound(f"attempt {attempt_id} of submission {submission_id} has no recording")
+    filename = f"submission-{submission_id}-attempt-{attempt_id}.log"
+    return Response(
+        system.artifacts.get(key),
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
 
 
 @router.get(

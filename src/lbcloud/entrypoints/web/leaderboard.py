@@ -4,6 +4,10 @@ global values, ranked with standard competition ranking (ties share a rank: 1, 2
 The numbers come from the results engine reading each final merged document (``values`` and
 ``labels``, spec §2.4), never from hand-parsed JSON. Team affiliation and the method's paper or code
 link come from the settings' team profiles (``web.team_profiles``).
+
+A team may choose which of its finished submissions is its row, or hide its row; the choice is an
+event (``leaderboard_choice``) in the chosen submission's log, the latest one counting. Teams named in
+``web.baseline_teams`` are shown as baselines: in score order, marked, and without a rank.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from lbcloud.domain.errors import InputError
 from lbcloud.domain.results.evalai_format import SENSOR_NAMES
@@ -58,7 +62,9 @@ class LeaderboardEntry(BaseModel):
     """One team's row. ``submissions`` counts the team's finished submissions on the track (the row
     shows the best of them)."""
 
-    rank: int
+    rank: int | None = Field(description="Standard competition rank; null for a baseline")
+    baseline: bool = False
+    chosen: bool = Field(default=False, description="The team chose this submission (else its best)")
     submission_id: int
     team: str
     method: str | None
@@ -135,14 +141,42 @@ def competition_ranks(scores: Sequence[float | None]) -> list[int]:
     return ranks
 
 
-def best_per_team(rows: Sequence[tuple[Submission, MergedResult]]) -> list[tuple[Submission, MergedResult, int]]:
-    """The first (best) row of each team in ``rows`` (already best first), with the team's row count."""
-    firsts: dict[str, tuple[Submission, MergedResult]] = {}
+CHOICE_EVENT = "leaderboard_choice"
+CHOICES = ("chosen", "hidden", "automatic")
+"""``chosen``: this submission is the team's row; ``hidden``: no row for the team; ``automatic``: its best."""
+
+
+def team_choices(store: StateStore, rows: Sequence[tuple[Submission, MergedResult]]) -> dict[str, tuple[str, int]]:
+    """The latest leaderboard choice of each team among ``rows``: ``team -> (choice, submission id)``."""
+    latest: dict[str, tuple[int, str, int]] = {}
+    for submission, _ in rows:
+        for event in store.events(submission_id=submission.id, after_id=0, limit=1000):
+            if event.kind == CHOICE_EVENT and event.message in CHOICES:
+                seen = latest.get(submission.team)
+                if seen is None or event.id > seen[0]:
+                    latest[submission.team] = (event.id, event.message, submission.id)
+    return {team: (choice, sid) for team, (_, choice, sid) in latest.items()}
+
+
+def best_per_team(
+    rows: Sequence[tuple[Submission, MergedResult]], choices: Mapping[str, tuple[str, int]] | None = None
+) -> list[tuple[Submission, MergedResult, int]]:
+    """One row per team from ``rows`` (already best first): its chosen submission, else its best; none
+    for a team that hid itself. Each with the team's count of finished submissions; best first."""
+    choices = choices or {}
+    picked: dict[str, tuple[Submission, MergedResult]] = {}
     counts: dict[str, int] = {}
     for submission, merged in rows:
         counts[submission.team] = counts.get(submission.team, 0) + 1
-        firsts.setdefault(submission.team, (submission, merged))
-    return [(s, m, counts[s.team]) for s, m in firsts.values()]
+        picked.setdefault(submission.team, (submission, merged))
+    for submission, merged in rows:
+        choice = choices.get(submission.team)
+        if choice is not None and choice[0] == "chosen" and choice[1] == submission.id:
+            picked[submission.team] = (submission, merged)
+    hidden = {team for team, (choice, _) in choices.items() if choice == "hidden"}
+    order = {s.id: i for i, (s, _) in enumerate(rows)}
+    kept = [(s, m, counts[s.team]) for s, m in picked.values() if s.team not in hidden]
+    return sorted(kept, key=lambda row: order[row[0].id])
 
 
 def running_now(store: StateStore, track: str) -> list[RunningEntry]:
@@ -156,15 +190,25 @@ def running_now(store: StateStore, track: str) -> list[RunningEntry]:
     return out
 
 
-def build_leaderboard(store: StateStore, track: str, profiles: Mapping[str, TeamProfile] | None = None) -> Leaderboard:
-    """The leaderboard of ``track``: one row per team (its best finished submission), best driving
-    score first, ties sharing a rank."""
+def build_leaderboard(
+    store: StateStore,
+    track: str,
+    profiles: Mapping[str, TeamProfile] | None = None,
+    baselines: Sequence[str] = (),
+) -> Leaderboard:
+    """The leaderboard of ``track``: one row per team (its chosen or best finished submission), best
+    driving score first, ties sharing a rank; baselines in place without a rank."""
     profiles = profiles or {}
     labels: tuple[str, ...] = LABELS_2X
     entries: list[LeaderboardEntry] = []
-    best = best_per_team(store.leaderboard(track))
-    ranks = competition_ranks([merged.driving_score for _, merged, _ in best])
-    for rank, (submission, merged, count) in zip(ranks, best, strict=True):
+    rows = store.leaderboard(track)
+    choices = team_choices(store, rows)
+    best = best_per_team(rows, choices)
+    ranked = [row for row in best if row[0].team not in baselines]
+    scores = competition_ranks([merged.driving_score for _, merged, _ in ranked])
+    ranks = {s.id: r for (s, _, _), r in zip(ranked, scores, strict=True)}
+    for submission, merged, count in best:
+        rank = ranks.get(submission.id)
         results, values = _values(merged)
         if results is not None and results.global_record is not None:
             labels = labels_for(results.format)
@@ -172,6 +216,8 @@ def build_leaderboard(store: StateStore, track: str, profiles: Mapping[str, Team
         entries.append(
             LeaderboardEntry(
                 rank=rank,
+                baseline=submission.team in baselines,
+                chosen=choices.get(submission.team) == ("chosen", submission.id),
                 submission_id=submission.id,
                 team=submission.team,
                 method=submission.method_name,

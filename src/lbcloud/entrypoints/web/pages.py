@@ -72,7 +72,6 @@ def make_templates() -> Jinja2Templates:
     env.filters["duration"] = format_duration
     env.filters["num"] = format_number
     env.filters["when"] = format_time
-    env.filters["status_label"] = lambda s: str(s).replace("_", " ")
     env.globals["version"] = __version__
     env.trim_blocks = True
     env.lstrip_blocks = True
@@ -165,7 +164,9 @@ def favicon() -> RedirectResponse:
 def leaderboard_page(track: str, request: Request, system: SystemDep, principal: PrincipalDep) -> HTMLResponse:
     if track not in system.tracks:
         raise NotFound(f"no track {track!r}")
-    board = build_leaderboard(system.store, track, system.settings.web.team_profiles)
+    board = build_leaderboard(
+        system.store, track, system.settings.web.team_profiles, system.settings.web.baseline_teams
+    )
     return render(request, "leaderboard.html", board=board, track=system.tracks[track], current_track=track)
 
 

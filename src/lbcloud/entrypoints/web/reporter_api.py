@@ -95,6 +95,18 @@ def create_router(service: ReportingService) -> APIRouter:
             status_code=201 if receipt.created else 200,
         )
 
+    @router.put("/attempts/{attempt_id}/recording")
+    async def put_recording(attempt_id: int, request: Request) -> JSONResponse:
+        try:
+            data = await _body(request, service.max_recording_bytes)
+            receipt = await run_in_threadpool(service.put_recording, _token(request), attempt_id, data)
+        except LbcloudError as err:
+            return _error(err)
+        return JSONResponse(
+            {"key": receipt.key, "sha256": receipt.sha256, "created": receipt.created},
+            status_code=201 if receipt.created else 200,
+        )
+
     @router.post("/attempts/{attempt_id}/logs/{stream}")
     async def append_log(
         attempt_id: int, stream: str, request: Request, offset: Annotated[int, Query(ge=0)] = 0

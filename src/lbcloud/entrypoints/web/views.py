@@ -19,7 +19,7 @@ from lbcloud.domain.results.reader import record_from_json, results_from_json
 from lbcloud.domain.state_words import StateView, count_routes, describe_attempt, describe_route, describe_submission
 from lbcloud.domain.submissions import ACTIVE, Submission, SubmissionStatus
 from lbcloud.domain.tasks import Attempt, AttemptStatus, RouteTask, RouteTaskStatus
-from lbcloud.domain.tracks import ScorerVersion, Track
+from lbcloud.domain.tracks import ScorerVersion, SimulatorKind, Track
 from lbcloud.entrypoints.web.progress import Workload, estimate
 from lbcloud.entrypoints.wiring import System
 from lbcloud.services.ports import Event, StateStore
@@ -106,6 +106,8 @@ class AttemptOut(BaseModel):
     logs: dict[str, str]
     state: StateOut
     team: str | None = Field(default=None, description="Set in the operator overview")
+    recording: str | None = None
+    """The simulator's recording of the route (CARLA tracks), when one was kept."""
 
 
 class RouteOut(BaseModel):
@@ -221,7 +223,7 @@ def attempt_seconds(attempt: Attempt, now: datetime) -> float | None:
     return max(((attempt.ended_at or now) - attempt.started_at).total_seconds(), 0.0)
 
 
-def attempt_out(attempt: Attempt, task: RouteTask | None, now: datetime) -> AttemptOut:
+def attempt_out(attempt: Attempt, task: RouteTask | None, now: datetime, *, recorded: bool = False) -> AttemptOut:
     base = f"/api/v1/submissions/{attempt.submission_id}/attempts/{attempt.id}/logs"
     return AttemptOut(
         id=attempt.id,
@@ -245,6 +247,7 @@ def attempt_out(attempt: Attempt, task: RouteTask | None, now: datetime) -> Atte
         sim_ratio=attempt.sim_ratio,
         logs={stream: f"{base}/{stream}" for stream in LOG_STREAMS},
         state=state_out(describe_attempt(attempt.status, attempt.outcome, attempt.blame)),
+        recording=f"/api/v1/submissions/{attempt.submission_id}/attempts/{attempt.id}/recording" if recorded else None,
     )
 
 
@@ -377,6 +380,18 @@ def workloads(system: System, pool: str) -> list[Workload]:
     return out
 
 
+def _recorded(system: System, track: Track | None, attempts: list[Attempt]) -> set[int]:
+    """Ended attempts of a CARLA track whose simulator recording was kept."""
+    if track is None or track.simulator is not SimulatorKind.CARLA:
+        return set()
+    return {
+        a.id
+        for a in attempts
+        if a.status is AttemptStatus.ENDED
+        and system.artifacts.exists(artifact_keys.attempt_recording_key(a.submission_id, a.id))
+    }
+
+
 def build_progress(system: System, submission: Submission) -> ProgressOut:
     """The live view of one submission."""
     store = system.store
@@ -404,6 +419,7 @@ def build_progress(system: System, submission: Submission) -> ProgressOut:
         queue_position, eta = est.queue_position, est.eta_s
 
     failures = Counter(a.blame.value for a in attempts if a.outcome is not None and a.blame.value != "none")
+    recorded = _recorded(system, track, attempts)
     routes = [route_out(t, by_task.get(t.id, []), fmt, now) for t in tasks]
     ds, rc, ip = (merged.driving_score, merged.route_completion, merged.infraction_penalty) if merged else (None,) * 3
     if ds is None:
@@ -423,6 +439,9 @@ def build_progress(system: System, submission: Submission) -> ProgressOut:
         queue_position=queue_position,
         eta_s=eta,
         routes=routes,
-        attempts=[attempt_out(a, tasks_by_id.get(a.task_id), now) for a in sorted(attempts, key=lambda a: a.id)],
+        attempts=[
+            attempt_out(a, tasks_by_id.get(a.task_id), now, recorded=a.id in recorded)
+            for a in sorted(attempts, key=lambda a: a.id)
+        ],
         failures_by_blame=dict(failures),
     )

@@ -118,7 +118,7 @@ class AgentLink:
             answer = self.channel.receive(deadline=deadline, clock=self._clock)
         except TimeoutError:
             self.broken = True
-            raise AgentFault(stage, f"the agent did not answer within {timeout_s:g}s", timed_out=True) from None
+            raise AgentFault(stage, f"no answer within {timeout_s:g}s", timed_out=True) from None
         except ProtocolError as err:
             self.broken = True
             raise AgentFault(stage, f"the agent host broke the protocol or died: {err}{self._exit_note()}") from None

@@ -291,6 +291,8 @@ def host_command(
     if not status.sandboxed:
         address = f"unix:{socket_path}"
         env = agent_environment(str(workdir))
+        if os.environ.get("PYTHONPATH"):  # a container image's own import path (no secret); the sandbox has none
+            env["PYTHONPATH"] = os.environ["PYTHONPATH"]
         return HostCommand([*module, "--connect", address], env, str(workdir), address, False, limits)
     binds: list[tuple[str, str]] = []
     own_user = os.geteuid() == 0  # the agent gets a user id of its own: it may need readable copies

@@ -227,7 +227,7 @@ class Evaluator:
         try:
             link = self._connect()
         except AgentFault as err:
-            log.error("%s: the agent could not be set up: %s", instance.route_id, err)
+            log.error("%s: the agent could not be set up: %s", instance.route_id, err.message)
             return InstanceResult(_failed_record(instance, FailureReason.AGENT_SETUP_FAILED, self.options.scorer))
         try:
             return self._run(instance, link)
@@ -246,7 +246,7 @@ class Evaluator:
                 return InstanceResult(
                     _failed_record(instance, FailureReason.SENSORS_INVALID, opts.scorer), rejected=True
                 )
-            log.error("%s: the agent could not be set up: %s", instance.route_id, err)
+            log.error("%s: the agent could not be set up: %s", instance.route_id, err.message)
             return InstanceResult(_failed_record(instance, FailureReason.AGENT_SETUP_FAILED, opts.scorer))
         newly_validated = False
         if self.sensors is None:
@@ -288,7 +288,7 @@ class Evaluator:
                     control = link.step(frame, obs.time, readings, opts.step_timeout_s)
                 except AgentFault as err:
                     what = "hung in run_step" if err.timed_out else "crashed"
-                    log.error("%s: the agent %s: %s", instance.route_id, what, err)
+                    log.error("%s: the agent %s: %s", instance.route_id, what, err.message)
                     failure = FailureReason.AGENT_CRASHED
                     break
                 self.session.apply(control, obs.speed, obs.road_id)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import socket
+import struct
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -69,6 +70,8 @@ class SumoSession:
         self._turned = False
         self._speed_limits: dict[str, float] = {}
         self._context_radius = TRAFFIC_RADIUS_M
+        self.batch_commands = True
+        """Send each step's speed command with the step itself (one TraCI round trip per step, not two)."""
 
     @classmethod
     def connect(cls, port: int, *, connect_timeout_s: float = 10.0, step_timeout_s: float = 30.0) -> SumoSession:
@@ -269,9 +272,26 @@ class SumoSession:
         if throttle == 0 and brake == 0:
             accel = -ROLLING_DECEL
         target = min(max(speed + accel * STEP_LENGTH_S, 0.0), MAX_SPEED)
-        self._call(self._conn.vehicle.setSpeed, EGO_ID, target)
+        if self.batch_commands:
+            self._queue_speed(target)
+        else:
+            self._call(self._conn.vehicle.setSpeed, EGO_ID, target)
         if abs(float(control.steer)) > 0.5 and not self._turned and road in self._edge_set:
             self._turn(road, "l" if control.steer < 0 else "r")
+
+    def _queue_speed(self, target: float) -> None:
+        """Queue ``vehicle.setSpeed`` without a round trip: it travels with the next command (TraCI takes
+        several commands per message and answers each in order; the client checks every status)."""
+        import traci.constants as tc
+
+        conn = self._conn
+        with conn._lock:
+            ident = EGO_ID.encode("utf8")
+            packed = conn._pack("d", target)
+            length = len(packed) + 1 + 1 + 1 + 4 + len(ident)
+            conn._queue.append(tc.CMD_SET_VEHICLE_VARIABLE)
+            conn._string += struct.pack("!BBB", length, tc.CMD_SET_VEHICLE_VARIABLE, tc.VAR_SPEED)
+            conn._string += struct.pack("!i", len(ident)) + ident + packed
 
     def _turn(self, road: str, direction: str) -> None:
         links = self._call(self._conn.lane.getLinks, f"{road}_0")

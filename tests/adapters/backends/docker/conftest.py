@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,40 +19,6 @@ from lbcloud.domain.tracks import Track
 from lbcloud.services.ports import AttemptSpec, BackendEvent, BackendEventKind
 from lbcloud.settings import load_settings
 from tests.services.docker import DockerTestEngine
-
-REPO = Path(__file__).resolve().parents[4]
-EXAMPLES = REPO / "examples" / "agents"
-HOSTILE = Path(__file__).resolve().parent / "agents"
-TEAM_DOCKERFILE = """FROM lbcloud-sumo-agent:latest
-COPY --chown=10001:10001 . /home/lbcloud/agent/
-ENV TEAM_AGENT=/home/lbcloud/agent/{agent}
-{extra}
-"""
-
-
-@pytest.fixture(scope="session")
-def team_image(
-    docker_engine: DockerTestEngine, lbcloud_images: list[str], tmp_path_factory: pytest.TempPathFactory
-) -> Callable[..., str]:
-    """Builds a team's image FROM the SUMO agent base image with one agent file (and competent.py,
-    which the sample agents build on); returns its tag. ``env`` adds ENV lines."""
-    built: dict[str, str] = {}
-
-    def build(agent: str, *, env: dict[str, str] | None = None, tag: str | None = None) -> str:
-        tag = tag or f"lbcloud-test/{Path(agent).stem}:v1"
-        if tag in built:
-            return tag
-        context = tmp_path_factory.mktemp("team-image")
-        source = EXAMPLES / agent if (EXAMPLES / agent).exists() else HOSTILE / agent
-        shutil.copy(source, context / source.name)
-        shutil.copy(EXAMPLES / "competent.py", context / "competent.py")
-        extra = "\n".join(f"ENV {k}={v}" for k, v in (env or {}).items())
-        (context / "Dockerfile").write_text(TEAM_DOCKERFILE.format(agent=source.name, extra=extra))
-        docker_engine.client.images.build(path=str(context), tag=tag, rm=True, forcerm=True)
-        built[tag] = tag
-        return tag
-
-    return build
 
 
 @pytest.fixture

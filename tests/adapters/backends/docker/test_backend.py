@@ -91,12 +91,12 @@ def test_a_killed_simulator_blames_the_simulator(
     docker_engine: DockerTestEngine, team_image: Callable[..., str], docker_backend: Callable[..., DockerBackend]
 ) -> None:
     backend = docker_backend()
-    backend.launch(spec(team_image("slow.py"), route="3"))
+    backend.launch(spec(team_image("slow.py"), route="9"))
     events = []
     while not any(e.kind is BackendEventKind.RUNNING for e in events):
         events += backend.poll()
         time.sleep(0.1)
-    time.sleep(3)
+    time.sleep(0.5)  # mid-route: the slow agent's routes take seconds of wall time
     [sim] = [s for s in backend.engine.containers(backend.config.instance) if s.role.value == "simulator"]
     docker_engine.client.containers.get(sim.name).kill()
     end = ended(run_until_ended(backend))
@@ -145,8 +145,20 @@ def test_an_agent_that_prints_nothing_is_stopped_by_the_silence_watchdog(
     backend = docker_backend()
     backend.launch(spec(team_image("silent.py"), track=sumo_track(silence_timeout_s=4.0)))
     end = ended(run_until_ended(backend, timeout_s=60))
-    assert end.blame is Blame.AGENT
-    assert end.outcome is AttemptOutcome.RECORD or "printed nothing" in (end.reason or ""), end.reason
+    assert (end.outcome, end.blame) == (AttemptOutcome.FAILED, Blame.AGENT), end.reason
+    assert "printed nothing for 4 s" in (end.reason or ""), end.reason
+
+
+def test_an_agent_that_stops_answering_fails_its_route_with_the_blame(
+    team_image: Callable[..., str], docker_backend: Callable[..., DockerBackend]
+) -> None:
+    backend = docker_backend()
+    backend.launch(spec(team_image("hangs.py"), route="3"))
+    end = ended(run_until_ended(backend))
+    assert end.outcome is AttemptOutcome.RECORD and end.record_json is not None, end.reason
+    [record] = parse_results(end.record_json, "record").records
+    assert record.status == "Failed - Agent crashed"  # the evaluator's step timeout, judged on the trusted side
+    assert backend.engine.containers(backend.config.instance) == []
 
 
 def test_the_logs_reach_the_artifact_store_while_the_attempt_runs(
@@ -157,4 +169,22 @@ def test_the_logs_reach_the_artifact_store_while_the_attempt_runs(
     end = ended(run_until_ended(backend))
     stored = backend._artifacts.get(attempt_log_key(1, 1, LogStream.AGENT))
     assert stored == end.logs[LogStream.AGENT.value]
+    # the end is written down until the dispatcher has it (the next poll), then the folder goes
     assert json.loads((backend.folder_of(1) / "ended.json").read_text())["outcome"] == "record"
+    backend.poll()
+    assert not backend.folder_of(1).exists()
+
+
+def test_an_end_the_dispatcher_never_stored_is_reported_again_after_a_restart(
+    team_image: Callable[..., str], docker_backend: Callable[..., DockerBackend]
+) -> None:
+    from tests.adapters.backends.test_local import _attempt
+
+    first = docker_backend()
+    handle = first.launch(spec(team_image("competent.py"), route="0"))
+    lost = ended(run_until_ended(first))  # the dispatcher dies before storing this
+    second = docker_backend(config=first.config)
+    assert second.adopt([_attempt(1, handle)]) == []
+    again = ended(run_until_ended(second, timeout_s=10))
+    assert (again.outcome, again.blame, again.record_json) == (lost.outcome, lost.blame, lost.record_json)
+    assert again.logs == lost.logs

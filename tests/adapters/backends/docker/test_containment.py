@@ -37,9 +37,7 @@ def host_listener() -> Iterator[int]:
 
 
 def _host_addresses() -> list[str]:
-    return sorted(
-        {a.address for addrs in psutil.net_if_addrs().values() for a in addrs if a.family == socket.AF_INET}
-    )
+    return sorted({a.address for addrs in psutil.net_if_addrs().values() for a in addrs if a.family == socket.AF_INET})
 
 
 def _run_all(backend: DockerBackend, count: int, timeout_s: float = 180) -> dict[int, BackendEvent]:

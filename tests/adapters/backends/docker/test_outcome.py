@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
 from lbcloud.adapters.backends.docker.engine import ContainerState
-from lbcloud.adapters.backends.docker.outcome import Stop, judge_ended, process_exit_code, stopped
+from lbcloud.adapters.backends.docker.outcome import Stop, judge_carla_ended, judge_ended, process_exit_code, stopped
 from lbcloud.adapters.backends.docker.plans import Role
 from lbcloud.domain.blame import EXIT_SIMULATION_CRASHED, Blame
 from lbcloud.domain.tasks import AttemptOutcome
@@ -57,3 +59,23 @@ def test_the_backends_own_stops() -> None:
     assert stopped(Stop.AGENT_IMAGE, "x").blame is Blame.AGENT
     assert stopped(Stop.SIMULATOR_NOT_READY, "x").blame is Blame.SIMULATOR
     assert stopped(Stop.SIMULATOR_EXITED_EARLY, "x").blame is Blame.SIMULATOR
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "sim_code", "expected"),
+    [
+        (0, "Completed", None, (AttemptOutcome.RECORD, Blame.NONE, True)),
+        (255, "Failed - Agent's sensors were invalid", None, (AttemptOutcome.RECORD, Blame.NONE, True)),
+        (255, "Failed - Simulation crashed", None, (AttemptOutcome.FAILED, Blame.SIMULATOR, True)),
+        (255, None, None, (AttemptOutcome.FAILED, Blame.SIMULATOR, False)),
+        (1, None, None, (AttemptOutcome.FAILED, Blame.AGENT, False)),
+        (0, "Failed - Agent crashed", 139, (AttemptOutcome.FAILED, Blame.SIMULATOR, True)),
+        (255, None, 139, (AttemptOutcome.FAILED, Blame.SIMULATOR, False)),
+    ],
+)
+def test_a_carla_agent_containers_end_is_judged_simulator_death_first(
+    code: int, status: str | None, sim_code: int | None, expected: tuple[AttemptOutcome, Blame, bool]
+) -> None:
+    simulator = SIMULATOR if sim_code is None else dataclasses.replace(SIMULATOR, status="exited", exit_code=sim_code)
+    ending = judge_carla_ended(dataclasses.replace(AGENT, exit_code=code), simulator, status)
+    assert (ending.outcome, ending.blame, ending.keep_record) == expected, ending.reason

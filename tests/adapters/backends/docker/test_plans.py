@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import shlex
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from lbcloud.adapters.backends.docker.plans import (
+    AGENT_PRELUDE,
     AGENT_SOCKET,
     ATTEMPT_DIR,
     LINK_DIR,
+    ContainerPlan,
     DockerConfig,
     HostPaths,
     ImageFacts,
@@ -44,6 +48,11 @@ def paths(tmp_path: Path) -> HostPaths:
     )
 
 
+def agent_argv(plan: ContainerPlan) -> list[str]:
+    """The command the agent container's shell script execs."""
+    return shlex.split(plan.entrypoint[2].removeprefix(AGENT_PRELUDE))
+
+
 def in_process_spec(**kwargs: Any) -> AttemptSpec:
     """A spec of a track whose agent container runs the evaluator (the CARLA convention)."""
     spec = attempt_spec(**kwargs)
@@ -72,7 +81,7 @@ def test_an_agent_host_sees_only_the_socket_folder(tmp_path: Path) -> None:
     kwargs = plan.create_kwargs()
     assert [(m["Target"], m["Source"]) for m in kwargs["mounts"]] == [(LINK_DIR, str(tmp_path / "attempt-7" / "link"))]
     assert set(kwargs["environment"]) == {"PYTHONUNBUFFERED", "LBCLOUD_ATTEMPT"}  # no lbcloud secrets
-    argv = list(plan.command)
+    argv = agent_argv(plan)
     assert argv[:3] == ["python3", "-m", "lbcloud.tracks.sumo.agent_host"]
     assert argv[argv.index("--connect") + 1] == f"unix:{AGENT_SOCKET}"
     assert argv[argv.index("--agent") + 1] == "/home/lbcloud/agent/agent.py"
@@ -117,13 +126,13 @@ def test_an_agent_running_the_evaluator_sees_its_folder_and_the_read_only_conten
 
 def test_the_evaluator_command_names_the_images_agent_and_the_cut_route_file(tmp_path: Path) -> None:
     plan = agent_plan(in_process_spec(route_id="4"), CONFIG, paths(tmp_path), TEAM_IMAGE, None)
-    argv = list(plan.command)
+    argv = agent_argv(plan)
     assert argv[argv.index("--agent") + 1] == "/home/lbcloud/agent/agent.py"
     assert argv[argv.index("--routes") + 1] == "/opt/lbcloud-track/routes/sumo-test.xml"
     assert argv[argv.index("--routes-subset") + 1] == "4"
     assert argv[argv.index("--checkpoint") + 1] == f"{ATTEMPT_DIR}/checkpoint.json"
     assert argv[argv.index("--port") + 1] == "8813"
-    assert plan.entrypoint[0] == "/bin/sh" and "agent_sources.sh" in plan.entrypoint[2]
+    assert plan.entrypoint[:2] == ("/bin/sh", "-c") and plan.entrypoint[2].startswith(AGENT_PRELUDE)
     assert plan.image == TEAM_IMAGE.id  # the resolved image, not a tag that may move
 
 
@@ -201,3 +210,27 @@ def test_bad_quantities_are_config_errors(bad: str) -> None:
         memory_bytes(bad)
     with pytest.raises(ConfigError):
         nano_cpus(bad)
+
+
+def test_image_environment_placeholders_expand_when_the_agent_runs_after_its_sources(tmp_path: Path) -> None:
+    spec = in_process_spec()
+    assert spec.track.images is not None
+    command = ("env", "PYTHONPATH=/trusted:{env_PYTHONPATH}", "printenv", "PYTHONPATH")
+    track = dataclasses.replace(spec.track, images=dataclasses.replace(spec.track.images, evaluator_command=command))
+    plan = agent_plan(dataclasses.replace(spec, track=track), CONFIG, paths(tmp_path), TEAM_IMAGE, None)
+    (tmp_path / "agent_sources.sh").write_text("PYTHONPATH=/team/code; export PYTHONPATH\n")
+    done = subprocess.run(
+        list(plan.entrypoint), env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert done.stdout.strip() == "/trusted:/team/code"
+
+
+def test_an_agent_running_the_evaluator_keeps_the_tracks_read_only_choice(tmp_path: Path) -> None:
+    writable = in_process_spec()
+    writable = dataclasses.replace(writable, track=dataclasses.replace(writable.track, read_only_root=False))
+    assert "read_only" not in agent_plan(writable, CONFIG, paths(tmp_path), TEAM_IMAGE, None).create_kwargs()
+    # an agent host is read-only whatever the track says
+    sumo = attempt_spec()
+    sumo = dataclasses.replace(sumo, track=dataclasses.replace(sumo.track, read_only_root=False))
+    assert agent_plan(sumo, CONFIG, paths(tmp_path), TEAM_IMAGE, None).create_kwargs()["read_only"]

@@ -96,6 +96,7 @@ class FakeKubeApi:
             "apiVersion": "v1",
             "kind": "Pod",
             "metadata": {"name": name, "namespace": self.namespace, "labels": labels,
+                         "annotations": copy.deepcopy(template["metadata"].get("annotations", {})),
                          "creationTimestamp": TIMESTAMP},
             "spec": copy.deepcopy(template["spec"]),
             "status": {"phase": "Pending"},

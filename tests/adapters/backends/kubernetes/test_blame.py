@@ -138,17 +138,114 @@ def test_a_job_suspended_by_kueue_is_waiting_for_capacity() -> None:
     assert "lbcloud-gpu" in verdict.message
 
 
+# ------------------------------------------------------------------------------ CARLA pods
+
+CARLA_ANNOTATIONS = {"lbcloud.io/simulator": "carla"}
+
+
+def _carla_pod(status: dict[str, object]) -> dict[str, object]:
+    made = pod(status)
+    made["metadata"]["annotations"] = dict(CARLA_ANNOTATIONS)  # type: ignore[index]
+    return made
+
+
+def _ended(name: str, code: int, at: str, restarts: int = 0, reason: str = "Error") -> dict[str, object]:
+    state = {"exitCode": code, "reason": reason, "finishedAt": at}
+    status: dict[str, object] = {"name": name, "restartCount": restarts, "state": {"terminated": state}}
+    if restarts:
+        status["state"] = {"running": {"startedAt": at}}
+        status["lastState"] = {"terminated": state}
+    return status
+
+
+def _carla_status(agent: dict[str, object], simulator: dict[str, object], **extra: object) -> dict[str, object]:
+    failed = agent["state"].get("terminated", {}).get("exitCode", 0) != 0  # type: ignore[attr-defined]
+    return {"phase": "Failed" if failed else "Succeeded", "containerStatuses": [agent, simulator], **extra}
+
+
+@pytest.mark.parametrize("agent_code", [255, 1, 124, 4])
+def test_a_simulator_that_died_first_is_blamed_whatever_the_agent_did_next(agent_code: int) -> None:
+    status = _carla_status(
+        _ended("agent", agent_code, "2026-01-01T00:05:00Z"), _ended("simulator", 139, "2026-01-01T00:04:00Z")
+    )
+    verdict = assess(JOB, [_carla_pod(status)])
+    assert (verdict.phase, verdict.blame) == (Phase.FAILED, Blame.SIMULATOR), verdict.message
+    assert verdict.simulator_died and "139" in verdict.message
+
+
+def test_a_simulator_death_comes_before_the_pod_deadline() -> None:
+    status = _carla_status(
+        _ended("agent", 137, "2026-01-01T00:05:00Z"), _ended("simulator", 139, "2026-01-01T00:01:00Z"),
+        reason="DeadlineExceeded",
+    )  # fmt: skip
+    assert assess(JOB, [_carla_pod(status)]).blame is Blame.SIMULATOR
+
+
+def test_a_restarted_sidecar_simulator_is_a_death_even_if_the_agent_exited_0() -> None:
+    status = _carla_status(
+        _ended("agent", 0, "2026-01-01T00:05:00Z"), _ended("simulator", 134, "2026-01-01T00:02:00Z", restarts=1)
+    )
+    verdict = assess(JOB, [_carla_pod(status)])
+    assert (verdict.phase, verdict.blame) == (Phase.FAILED, Blame.SIMULATOR)
+
+
+def test_a_simulator_crash_after_the_agent_ended_does_not_count() -> None:
+    status = _carla_status(
+        _ended("agent", 0, "2026-01-01T00:05:00Z"), _ended("simulator", 139, "2026-01-01T00:05:09Z")
+    )
+    assert assess(JOB, [_carla_pod(status)]).phase is Phase.SUCCEEDED
+
+
+@pytest.mark.parametrize(
+    ("code", "blame", "record_decides"),
+    [(255, Blame.SIMULATOR, True), (1, Blame.AGENT, True), (124, Blame.AGENT, False), (3, Blame.AGENT, False)],
+)
+def test_official_exit_codes_of_a_carla_evaluator(code: int, blame: Blame, record_decides: bool) -> None:
+    status = _carla_status(
+        _ended("agent", code, "2026-01-01T00:05:00Z"), _ended("simulator", 0, "2026-01-01T00:05:01Z")
+    )
+    verdict = assess(JOB, [_carla_pod(status)])
+    assert (verdict.blame, verdict.record_decides) == (blame, record_decides), verdict.message
+
+
+def test_a_job_failed_on_the_carla_crash_rule_lets_a_final_record_decide() -> None:
+    message = "Container agent for pod lbcloud/p failed with exit code 255 matching FailJob rule at index 4"
+    verdict = assess(job_with({"type": "Failed", "reason": "PodFailurePolicy", "message": message}), [])
+    assert (verdict.blame, verdict.exit_code, verdict.record_decides) == (Blame.SIMULATOR, 255, True)
+
+
+def test_any_tracks_simulator_that_died_first_is_blamed_before_the_agents_exit() -> None:
+    status = _carla_status(
+        _ended("agent", 1, "2026-01-01T00:05:00Z"), _ended("simulator", 139, "2026-01-01T00:04:58Z")
+    )
+    verdict = assess(JOB, [pod(status)])  # a SUMO pod: no CARLA annotation
+    assert (verdict.blame, verdict.simulator_died) == (Blame.SIMULATOR, True)
+    oom = _ended("simulator", 137, "2026-01-01T00:04:58Z", reason="OOMKilled")
+    assert assess(JOB, [pod(_carla_status(_ended("agent", 1, "2026-01-01T00:05:00Z"), oom))]).blame is (
+        Blame.INFRASTRUCTURE
+    )
+
+
+def test_a_sidecar_simulator_that_restarted_before_the_agent_started_did_not_interrupt_the_route() -> None:
+    agent = _ended("agent", 0, "2026-01-01T00:05:00Z")
+    agent["state"]["terminated"]["startedAt"] = "2026-01-01T00:02:00Z"  # type: ignore[index]
+    simulator = _ended("simulator", 139, "2026-01-01T00:01:00Z", restarts=1)
+    assert assess(JOB, [_carla_pod(_carla_status(agent, simulator))]).phase is Phase.SUCCEEDED
+
+
 def _failed_pod(agent: tuple[int, str], simulator: tuple[int, str], reporter: tuple[int, str]) -> dict[str, Any]:
+    ended = {"agent": "2026-01-01T00:05:00Z", "simulator": "2026-01-01T00:05:01Z", "reporter": "2026-01-01T00:05:02Z"}
+
     def terminated(name: str, code: int, reason: str) -> dict[str, Any]:
         return {"name": name, "ready": False, "restartCount": 0, "image": f"{name}:1", "imageID": "",
-                "state": {"terminated": {"exitCode": code, "reason": reason}}}  # fmt: skip
+                "state": {"terminated": {"exitCode": code, "reason": reason, "finishedAt": ended[name]}}}  # fmt: skip
 
     return pod({"phase": "Failed", "containerStatuses": [terminated("agent", *agent),
                 terminated("simulator", *simulator), terminated("reporter", *reporter)]})  # fmt: skip
 
 
 def test_a_simulator_killed_after_the_agent_finished_leaves_the_route_finished() -> None:
-    # seen on a real node: the simulator's container killed just as the evaluator finished the route;
+    # seen on a real node: the simulator's container killed just after the evaluator finished the route;
     # the pod fails (a container ended non-zero) but the route's record is complete
     verdict = assess(JOB, [_failed_pod((0, "Completed"), (137, "Error"), (0, "Completed"))])
     assert (verdict.phase, verdict.blame) == (Phase.SUCCEEDED, Blame.NONE)

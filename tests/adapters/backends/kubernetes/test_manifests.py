@@ -73,7 +73,10 @@ def test_sumo_attempt_objects_validate_strictly_for_1_29_to_1_33(compat: str) ->
     validate_all(objects)
 
 
-@pytest.mark.parametrize("track", ["SENSORS", "MAP", "QUALIFIER", "LB1-SENSORS"])
+CARLA_TRACK_NAMES = ["SENSORS", "MAP", "SENSORS_QUALIFIER", "MAP_QUALIFIER", "LB21-SENSORS", "LB21-MAP", "LB1-SENSORS"]
+
+
+@pytest.mark.parametrize("track", [*CARLA_TRACK_NAMES, "LB1-MAP"])
 def test_carla_tracks_load_from_settings_and_render_valid_jobs(track: str) -> None:
     chosen = carla_tracks()[track]
     assert chosen.images is not None and chosen.pool.gpus_per_attempt == 1
@@ -84,7 +87,7 @@ def test_carla_tracks_load_from_settings_and_render_valid_jobs(track: str) -> No
     assert "--routes-subset=12" in script
     assert "--checkpoint=/lbcloud/results/checkpoint.json" in script
     assert '--agent="${TEAM_AGENT}"' in script
-    assert ':"${PYTHONPATH:-}"' in script, "the participant's PYTHONPATH is kept"
+    assert "${PYTHONPATH:+:$PYTHONPATH}" in script, "the participant's PYTHONPATH is kept, behind the trusted code"
     prepare = _container(job, "prepare")["command"]
     assert prepare[-2:] == ["--only-route", "12"], "the agent only sees its own route"
 
@@ -153,7 +156,9 @@ def test_gpu_device_handoff_gives_the_agent_the_gpu_and_the_simulator_its_uuid()
     assert agent["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert "nvidia.com/gpu" not in simulator["resources"]["limits"]
     assert "nvidia-smi --query-gpu=uuid" in agent["command"][2]
-    assert "NVIDIA_VISIBLE_DEVICES" in simulator["command"][2]
+    # exporting NVIDIA_VISIBLE_DEVICES in a running container changes nothing: CARLA is told the adapter
+    assert "--query-gpu=index,uuid" in simulator["command"][2]
+    assert "r.GraphicsAdapter=" in simulator["command"][2]
     assert "restartPolicy" not in simulator, "the simulator waits for the agent's UUID, so it cannot start first"
 
 

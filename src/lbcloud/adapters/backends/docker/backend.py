@@ -7,8 +7,8 @@ agent container. ``poll`` starts the agent as soon as the simulator listens on i
 the kernel's socket table of the simulator's network namespace: no sleeps, no probe connection),
 enforces the watchdogs (wall budget, silence), uploads capped logs and reports the end. Everything
 an attempt needs to be found again lives in its folder and in its containers' labels, so a restarted
-dispatcher adopts running attempts, and an attempt's end is written down before its containers are
-removed.
+dispatcher adopts running attempts; an attempt's end is written down before its containers are
+removed, and its folder is removed at the next poll, once the dispatcher has stored the end.
 """
 
 from __future__ import annotations
@@ -27,10 +27,12 @@ from typing import Any
 
 from lbcloud.adapters.backends.docker.contents import contents_copies, route_folder
 from lbcloud.adapters.backends.docker.engine import AgentImageError, ContainerState, DockerEngine
-from lbcloud.adapters.backends.docker.outcome import Ending, Stop, judge_ended, stopped
+from lbcloud.adapters.backends.docker.logs import AttemptLogs, AttemptRef, FollowState
+from lbcloud.adapters.backends.docker.outcome import Ending, Stop, judge_carla_ended, judge_ended, stopped
 from lbcloud.adapters.backends.docker.plans import (
     CHECKPOINT_NAME,
     LINK_NAME,
+    RECORDINGS_NAME,
     SCRATCH_NAME,
     DockerConfig,
     HostPaths,
@@ -44,12 +46,13 @@ from lbcloud.adapters.backends.docker.plans import (
     simulator_plan,
 )
 from lbcloud.adapters.backends.local import checkpoint_record, last_error_line
-from lbcloud.adapters.backends.local_supervisor import port_listening
-from lbcloud.domain.artifact_keys import LogStream, attempt_log_key
+from lbcloud.adapters.backends.local_carla import keep_recording
+from lbcloud.domain.artifact_keys import LogStream
 from lbcloud.domain.blame import Blame
 from lbcloud.domain.errors import ConfigError, InputError, LbcloudError, Unavailable
 from lbcloud.domain.submissions import AgentKind
 from lbcloud.domain.tasks import Attempt, AttemptOutcome
+from lbcloud.domain.tracks import SimulatorKind
 from lbcloud.services.ports import ArtifactStore, AttemptSpec, BackendEvent, BackendEventKind
 
 log = logging.getLogger(__name__)
@@ -57,8 +60,6 @@ log = logging.getLogger(__name__)
 ATTEMPT_FILE = "attempt.json"
 STOP_FILE = "stop.json"
 ENDED_FILE = "ended.json"
-LOG_UPLOAD_INTERVAL_S = 1.0
-AGENT_OUTPUT_MARKER = b"\n[lbcloud: the agent container's own output follows]\n"
 
 
 @dataclass
@@ -72,12 +73,16 @@ class _Tracked:
     launched_at: float
     gpus: tuple[str, ...] = ()
     port: int = 0
+    agent_digest: str | None = None
     running_reported: bool = False
     agent_started_at: float | None = None
     pending: Ending | None = None
-    log_sizes: dict[LogStream, int] = field(default_factory=dict)
-    last_log_upload: float = 0.0
-    last_output_at: float | None = None
+    carla: bool = False
+    logs: FollowState = field(default_factory=FollowState)
+
+    @property
+    def ref(self) -> AttemptRef:
+        return AttemptRef(self.attempt_id, self.submission_id, self.folder)
 
 
 class DockerBackend:
@@ -105,6 +110,8 @@ class DockerBackend:
         self._ready_timeout = ready_timeout_s
         self._pull_timeout = pull_timeout_s
         self._tracked: dict[int, _Tracked] = {}
+        self._collected: list[Path] = []
+        self._logs = AttemptLogs(engine, config, artifacts)
         self.images: dict[str, ImageFacts] = {}
         """Facts of the images attempts used, by reference (digests for the manifest)."""
 
@@ -115,15 +122,18 @@ class DockerBackend:
     def launch(self, spec: AttemptSpec) -> str:
         folder = self.folder_of(spec.attempt_id)
         (folder / SCRATCH_NAME).mkdir(parents=True, exist_ok=True)
+        (folder / RECORDINGS_NAME).mkdir(exist_ok=True)
+        os.chmod(folder / RECORDINGS_NAME, 0o777)  # written by the simulator's user
         # the agent runs as another (unprivileged) user: it may write its folder and scratch only
         os.chmod(folder, 0o777)
-        os.chmod(folder / SCRATCH_NAME, 0o1777)
+        os.chmod(folder / SCRATCH_NAME, 0o777)  # not sticky: its owner removes what agents left
         gpus = self._take_gpus(spec)
         tracked = _Tracked(
             spec.attempt_id, spec.submission_id, folder, spec.repetition, spec.budget_s,
             spec.track.silence_timeout_s, time.time(), gpus, images_of(spec.track).simulator_port,
+            carla=spec.track.simulator is SimulatorKind.CARLA,
         )  # fmt: skip
-        _write_json(folder / ATTEMPT_FILE, {k: v for k, v in asdict(tracked).items() if k in _PERSISTED})
+        _write_json(folder / ATTEMPT_FILE, _persisted(tracked))
         self._tracked[spec.attempt_id] = tracked
         try:
             self._start(spec, tracked)
@@ -158,11 +168,13 @@ class DockerBackend:
         images = images_of(spec.track)
         simulator = self._image(images.simulator, team=False)
         agent = self._image(spec.agent.ref, team=True)
+        tracked.agent_digest = agent.digest or agent.id
+        _write_json(tracked.folder / ATTEMPT_FILE, _persisted(tracked))
         link = None
         if has_agent_protocol(spec.track):
             link = tracked.folder / LINK_NAME
             link.mkdir(exist_ok=True)
-            os.chmod(link, 0o1777)
+            os.chmod(link, 0o777)
         paths = HostPaths(
             folder=tracked.folder,
             contents=contents_copies(
@@ -187,6 +199,11 @@ class DockerBackend:
 
     # ------------------------------------------------------------------------------------- polling
     def poll(self) -> list[BackendEvent]:
+        # the dispatcher stored the ends reported by the previous poll: their folders can go
+        for folder in self._collected:
+            if folder.parent == self.workdir and folder.name.startswith("attempt-"):
+                shutil.rmtree(folder, ignore_errors=True)
+        self._collected.clear()
         events: list[BackendEvent] = []
         for attempt_id, tracked in list(self._tracked.items()):
             try:
@@ -223,17 +240,20 @@ class DockerBackend:
             return self._end(tracked, gone)
         if judge.status == "created":
             return self._wait_for_simulator(tracked, states)
-        self._upload_logs(tracked)
+        self._logs.follow(tracked.ref, tracked.logs)
         if judge.ended:
+            if tracked.carla and judge.role is Role.AGENT:  # the official evaluator's codes (docs/carla.md)
+                found = checkpoint_record(tracked.folder / CHECKPOINT_NAME, tracked.repetition, tracked.attempt_id)
+                return self._end(tracked, judge_carla_ended(judge, sim, found[1].status if found else None))
             has_record = (tracked.folder / CHECKPOINT_NAME).exists()
             agent = states.get(Role.AGENT) if judge.role is Role.EVALUATOR else None
             return self._end(tracked, judge_ended(judge, sim, has_record, agent))
         if tracked.agent_started_at is None:
             tracked.agent_started_at = judge.started_at or time.time()
         now = time.time()
-        if now - tracked.agent_started_at > tracked.budget_s:
+        if tracked.budget_s > 0 and now - tracked.agent_started_at > tracked.budget_s:  # 0: no wall budget
             return self._stop(tracked, Stop.BUDGET, f"the attempt ran past its budget of {tracked.budget_s:.0f} s")
-        last = tracked.last_output_at or tracked.agent_started_at
+        last = tracked.logs.last_output_at or tracked.agent_started_at
         if now - last > tracked.silence_s:
             reason = f"the agent printed nothing for {tracked.silence_s:.0f} s (hung)"
             return self._stop(tracked, Stop.SILENCE, reason)
@@ -245,10 +265,10 @@ class DockerBackend:
     def _wait_for_simulator(self, tracked: _Tracked, states: dict[Role, ContainerState]) -> BackendEvent | None:
         sim = states[Role.SIMULATOR]
         if sim.ended:
-            self._upload_logs(tracked, force=True)
+            self._logs.follow(tracked.ref, tracked.logs, force=True)
             reason = f"the simulator container exited (code {sim.exit_code}) before its port opened"
             return self._stop(tracked, Stop.SIMULATOR_EXITED_EARLY, reason)
-        if sim.running and sim.pid and port_listening(tracked.port, netns_pid=sim.pid):
+        if sim.running and self.engine.listening(sim, tracked.port):
             if Role.EVALUATOR in states:
                 self.engine.start(states[Role.EVALUATOR].name, team=False)
             try:
@@ -261,7 +281,7 @@ class DockerBackend:
         if time.time() - tracked.launched_at > self._ready_timeout:
             reason = f"the simulator did not listen on port {tracked.port} within {self._ready_timeout:.0f} s"
             return self._stop(tracked, Stop.SIMULATOR_NOT_READY, reason)
-        self._upload_logs(tracked)
+        self._logs.follow(tracked.ref, tracked.logs)
         return None
 
     # ----------------------------------------------------------------------------------- endings
@@ -273,7 +293,7 @@ class DockerBackend:
 
     def _end(self, tracked: _Tracked, ending: Ending) -> BackendEvent:
         """Report the end: logs and record collected, the ending written down, the containers removed."""
-        logs = self._collect_logs(tracked)
+        logs = self._logs.final(tracked.ref)
         found = checkpoint_record(tracked.folder / CHECKPOINT_NAME, tracked.repetition, tracked.attempt_id)
         text, record = found if found is not None else (None, None)
         sim_ratio = None
@@ -287,8 +307,11 @@ class DockerBackend:
                 reason = f"{reason}: {message}"
         keep = ending.keep_record and text is not None
         _write_json(tracked.folder / ENDED_FILE, {**asdict(ending), "reason": reason, "message": message})
+        if tracked.carla:  # the server's --record file, kept as the attempt's recording (size-capped)
+            keep_recording(self._artifacts, tracked.folder, tracked.submission_id, tracked.attempt_id)
         self._remove_containers(tracked.attempt_id)
         shutil.rmtree(tracked.folder / SCRATCH_NAME, ignore_errors=True)
+        self._collected.append(tracked.folder)
         return BackendEvent(
             tracked.attempt_id, BackendEventKind.ENDED, outcome=ending.outcome, blame=ending.blame, reason=reason,
             message=message, exit_code=ending.exit_code, logs=logs, node=socket.gethostname(), sim_ratio=sim_ratio,
@@ -303,67 +326,6 @@ class DockerBackend:
         for role in (Role.AGENT, Role.EVALUATOR, Role.SIMULATOR):
             with contextlib.suppress(Unavailable):
                 self.engine.remove(container_name(self.config, attempt_id, role))
-
-    # --------------------------------------------------------------------------------------- logs
-    def _container_logs(self, tracked: _Tracked, *, keep: bool) -> dict[Role, bytes]:
-        """Each container's output (capped); ``keep``: also saved in the attempt folder, which is
-        where it is read from once the container is gone."""
-        out: dict[Role, bytes] = {}
-        for role in Role:
-            path = tracked.folder / f"{role.value}.log"
-            try:
-                name = container_name(self.config, tracked.attempt_id, role)
-                data = self.engine.logs(name, self.config.log_max_bytes)
-            except Unavailable:
-                data = b""
-            if data and keep:
-                path.write_bytes(data)
-            elif not data and path.exists():
-                data = path.read_bytes()
-            if data:
-                out[role] = data
-        return out
-
-    @staticmethod
-    def _streams(by_role: dict[Role, bytes]) -> dict[LogStream, bytes]:
-        """The artifact store's streams: the simulator's, and the route's (the evaluator's output,
-        then the agent container's, or the agent container's alone when it ran the evaluator)."""
-        streams = {}
-        if Role.SIMULATOR in by_role:
-            streams[LogStream.SIMULATOR] = by_role[Role.SIMULATOR]
-        route = by_role.get(Role.EVALUATOR, b"")
-        if Role.AGENT in by_role:
-            agent = by_role[Role.AGENT]
-            route = route + AGENT_OUTPUT_MARKER + agent if route else agent
-        if route:
-            streams[LogStream.AGENT] = route
-        return streams
-
-    def _collect_logs(self, tracked: _Tracked) -> dict[str, bytes]:
-        streams = self._streams(self._container_logs(tracked, keep=True))
-        for stream, data in streams.items():
-            self._put_log(tracked, stream, data)
-        return {stream.value: data for stream, data in streams.items()}
-
-    def _upload_logs(self, tracked: _Tracked, *, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - tracked.last_log_upload < LOG_UPLOAD_INTERVAL_S:
-            return
-        tracked.last_log_upload = now
-        for role in (Role.EVALUATOR, Role.AGENT):
-            seen = self.engine.last_output_at(container_name(self.config, tracked.attempt_id, role))
-            if seen is not None and (tracked.last_output_at is None or seen > tracked.last_output_at):
-                tracked.last_output_at = seen
-        for stream, data in self._streams(self._container_logs(tracked, keep=False)).items():
-            if tracked.log_sizes.get(stream) != len(data):
-                tracked.log_sizes[stream] = len(data)
-                self._put_log(tracked, stream, data)
-
-    def _put_log(self, tracked: _Tracked, stream: LogStream, data: bytes) -> None:
-        try:
-            self._artifacts.put(attempt_log_key(tracked.submission_id, tracked.attempt_id, stream), data, "text/plain")
-        except LbcloudError as err:
-            log.warning("log upload failed, will retry: %s", err, extra={"attempt": tracked.attempt_id})
 
     # ----------------------------------------------------------------------------- cancel / adopt
     def cancel(self, attempt_id: int, handle: str) -> None:
@@ -388,7 +350,8 @@ class DockerBackend:
             tracked = _Tracked(
                 int(info["attempt_id"]), int(info["submission_id"]), folder, int(info["repetition"]),
                 float(info["budget_s"]), float(info["silence_s"]), float(info["launched_at"]),
-                tuple(info.get("gpus") or ()), int(info.get("port", 0)),
+                tuple(info.get("gpus") or ()), int(info.get("port", 0)), info.get("agent_digest"),
+                carla=bool(info.get("carla", False)),
             )  # fmt: skip
             tracked.running_reported = bool(attempt.handle)  # a late find reports running, with its handle
             ended = _read_json(folder / ENDED_FILE)
@@ -406,16 +369,37 @@ class DockerBackend:
             self._tracked[attempt.id] = tracked  # collected by the next poll
         return events
 
+    def image_ids(self, refs: Sequence[str]) -> dict[str, str]:
+        """Digest (or image id) of each of lbcloud's images present on the engine, for the manifest."""
+        out = {}
+        for ref in refs:
+            try:
+                facts = self.engine.image(ref, team=False, pull_timeout_s=self._pull_timeout)
+            except LbcloudError:
+                continue
+            out[ref] = facts.digest or facts.id
+        return out
+
     def close(self) -> None:
         """Stop watching; running attempts keep running and are adopted by the next dispatcher."""
         self.engine.close()
 
 
-_PERSISTED = {"attempt_id", "submission_id", "repetition", "budget_s", "silence_s", "launched_at", "gpus", "port"}
+_PERSISTED = {
+    "attempt_id", "submission_id", "repetition", "budget_s", "silence_s", "launched_at", "gpus", "port", "agent_digest",
+    "carla",
+}  # fmt: skip
+
+
+def _persisted(tracked: _Tracked) -> dict[str, Any]:
+    return {k: v for k, v in asdict(tracked).items() if k in _PERSISTED}
 
 
 def _running(tracked: _Tracked, message: str) -> BackendEvent:
-    return BackendEvent(tracked.attempt_id, BackendEventKind.RUNNING, message, handle=str(tracked.folder))
+    return BackendEvent(
+        tracked.attempt_id, BackendEventKind.RUNNING, message, handle=str(tracked.folder),
+        agent_digest=tracked.agent_digest,
+    )  # fmt: skip
 
 
 def _lost(attempt_id: int, reason: str) -> BackendEvent:

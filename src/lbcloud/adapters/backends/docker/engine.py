@@ -34,6 +34,7 @@ from lbcloud.adapters.backends.docker.plans import (
     ImageFacts,
     Role,
 )
+from lbcloud.adapters.backends.local_supervisor import port_listening
 from lbcloud.domain.errors import LbcloudError, Unavailable
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ class ContainerState:
     pid: int
     started_at: float | None
     labels: tuple[tuple[str, str], ...]
+    id: str = ""
 
     @property
     def running(self) -> bool:
@@ -81,6 +83,25 @@ def _epoch(text: str | None) -> float | None:
     return whole + float(f"0.{match.group(2) or '0'}")
 
 
+def _own_process(pid: int, container_id: str) -> bool:
+    """Whether ``pid`` here is that container's process (not a namesake of a remote engine's)."""
+    try:
+        with open(f"/proc/{pid}/cgroup", encoding="ascii", errors="replace") as fh:
+            return container_id in fh.read()
+    except OSError:
+        return False
+
+
+def listening_in_table(table: str, port: int) -> bool:
+    """Whether a ``/proc/net/tcp``-format table has a socket listening (state 0A) on ``port``."""
+    hex_port = f":{port:04X}"
+    for line in table.splitlines():
+        parts = line.split()
+        if len(parts) > 3 and parts[1].endswith(hex_port) and parts[3] == "0A":
+            return True
+    return False
+
+
 def _state(container: Container) -> ContainerState:
     attrs: dict[str, Any] = container.attrs
     state = attrs.get("State", {})
@@ -96,6 +117,7 @@ def _state(container: Container) -> ContainerState:
         pid=int(state.get("Pid") or 0),
         started_at=_epoch(state.get("StartedAt")),
         labels=tuple(sorted(labels.items())),
+        id=str(attrs.get("Id", "")),
     )
 
 
@@ -242,6 +264,23 @@ class DockerEngine:
             return None
         except ENGINE_ERRORS as err:
             raise Unavailable(f"Docker Engine at {self._where()}: inspect {name}: {err}") from None
+
+    def listening(self, state: ContainerState, port: int) -> bool:
+        """Whether something listens on TCP ``port`` in the container's network namespace, without
+        connecting (a simulator may serve one client only): the kernel's socket table, read from
+        ``/proc`` when the container's process is visible here, else from inside the container."""
+        if state.pid and state.id and _own_process(state.pid, state.id):
+            return port_listening(port, netns_pid=state.pid)
+        try:
+            _, output = self._client.containers.get(state.name).exec_run(
+                ["cat", "/proc/net/tcp", "/proc/net/tcp6"], stdout=True, stderr=False
+            )
+        except docker.errors.NotFound:
+            return False
+        except ENGINE_ERRORS as err:
+            raise Unavailable(f"Docker Engine at {self._where()}: read {state.name}'s sockets: {err}") from None
+        text = output.decode("ascii", "replace") if isinstance(output, bytes) else ""
+        return listening_in_table(text, port)
 
     def logs(self, name: str, max_bytes: int) -> bytes:
         """The container's output (stdout and stderr interleaved), at most its last ``max_bytes``."""

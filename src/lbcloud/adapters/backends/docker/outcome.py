@@ -15,6 +15,9 @@ from lbcloud.adapters.backends.docker.engine import ContainerState
 from lbcloud.adapters.backends.docker.plans import Role
 from lbcloud.adapters.backends.local import classify_exit
 from lbcloud.domain.blame import EXIT_SIMULATION_CRASHED, Blame
+from lbcloud.domain.carla import CarlaObservation, judge_carla_attempt
+from lbcloud.domain.carla import Ending as CarlaEnding
+from lbcloud.domain.carla import Verdict as CarlaVerdict
 from lbcloud.domain.tasks import AttemptOutcome
 
 
@@ -97,3 +100,28 @@ def judge_ended(
         )  # fmt: skip
     keep = outcome is AttemptOutcome.RECORD or code == EXIT_SIMULATION_CRASHED
     return Ending(outcome, blame, reason, exit_code=code, keep_record=keep)
+
+
+def judge_carla_ended(judge: ContainerState, simulator: ContainerState | None, record_status: str | None) -> Ending:
+    """The end of a CARLA track's agent container (it runs the official evaluator): simulator death
+    first, then the record, then the official exit codes (:mod:`lbcloud.domain.carla`)."""
+    code = process_exit_code(judge.exit_code)
+    death = None
+    oom = False
+    if simulator is None:
+        death = "its container was removed"
+    elif simulator.ended and (simulator.exit_code or simulator.oom_killed):
+        death = f"its container exited with code {simulator.exit_code}"
+        oom = simulator.oom_killed
+    if judge.oom_killed and death is None and record_status is None:
+        return Ending(AttemptOutcome.FAILED, Blame.AGENT, "the agent container was killed for using more memory than "
+                      "the track allows (OOM)", exit_code=code)  # fmt: skip
+    judged = judge_carla_attempt(
+        CarlaObservation(
+            CarlaEnding.EXIT, code, record_status=record_status, simulator_death=death, simulator_oom=oom
+        )
+    )
+    if judged.verdict is CarlaVerdict.RECORD:
+        return Ending(AttemptOutcome.RECORD, Blame.NONE, judged.reason, exit_code=code, keep_record=True)
+    keep = judged.blame is Blame.SIMULATOR and record_status is not None
+    return Ending(AttemptOutcome.FAILED, judged.blame, judged.reason, exit_code=code, keep_record=keep)

@@ -25,6 +25,7 @@ inside the container the slot's GPU is the only one, adapter 0.
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -33,8 +34,10 @@ from typing import Any
 
 from docker.types import DeviceRequest, LogConfig, Mount
 
+from lbcloud.adapters.backends.kubernetes.carla_wrapper import TRUSTED_SHELL_SCRIPT
+from lbcloud.domain.carla import leaderboard_environment
 from lbcloud.domain.errors import ConfigError, InputError
-from lbcloud.domain.tracks import ContainerImages, Track
+from lbcloud.domain.tracks import ContainerImages, SimulatorKind, Track
 from lbcloud.services.ports import AttemptSpec
 
 ATTEMPT_DIR = "/lbcloud/attempt"
@@ -46,19 +49,15 @@ AGENT_SOCKET = f"{LINK_DIR}/agent.sock"
 CHECKPOINT_NAME = "checkpoint.json"
 SCRATCH_NAME = "tmp"
 LINK_NAME = "link"
+RECORDINGS_NAME = "recordings"
 LABEL = "io.lbcloud"
 BACKEND_LABEL = f"{LABEL}.backend"
 INSTANCE_LABEL = f"{LABEL}.instance"
 ATTEMPT_LABEL = f"{LABEL}.attempt"
 ROLE_LABEL = f"{LABEL}.role"
 GPU_LABEL = f"{LABEL}.gpu"
-# the image's ~/agent_sources.sh is sourced first (the CARLA leaderboard's agent_entrypoint.sh)
-AGENT_ENTRYPOINT = (
-    "/bin/sh",
-    "-c",
-    'if [ -f "$HOME/agent_sources.sh" ]; then . "$HOME/agent_sources.sh"; fi; exec "$@"',
-    "lbcloud-agent",
-)
+# the image's ~/agent_sources.sh is sourced first (the CARLA leaderboard's scripts/agent_entrypoint.sh)
+AGENT_PRELUDE = 'if [ -f "$HOME/agent_sources.sh" ]; then . "$HOME/agent_sources.sh"; fi; exec '
 
 
 class Role(StrEnum):
@@ -242,16 +241,37 @@ def contents_root(track: Track) -> str:
 
 
 class _Values(dict[str, str]):
-    """Placeholder values; ``{env_NAME}`` is the agent image's ``$NAME`` (empty when unset)."""
-
-    def __init__(self, values: Mapping[str, str], env: Mapping[str, str]) -> None:
-        super().__init__(values)
-        self._env = env
+    """Placeholder values; ``{env_NAME}`` is the agent container's ``$NAME`` when it runs (after its
+    ``agent_sources.sh``), written as a marker :func:`agent_script` turns into ``"${NAME:-}"``."""
 
     def __missing__(self, key: str) -> str:
         if key.startswith("env_") and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key[4:]):
-            return self._env.get(key[4:], "")
+            return f"\0{key[4:]}\0"
         raise KeyError(key)
+
+
+def trusted_argv(argv: Sequence[str]) -> tuple[str, ...]:
+    """A trusted container's argv: ``{env_NAME}`` means nothing there and is left empty."""
+    return tuple(re.sub("\0[A-Za-z0-9_]*\0", "", item) for item in argv)
+
+
+def agent_script(argv: Sequence[str], *, carla: bool = False) -> str:
+    """The agent container's ``sh -c`` script: source ``~/agent_sources.sh`` when the image has one,
+    then exec ``argv`` (each item quoted; ``{env_NAME}`` markers expanded by the shell). CARLA
+    tracks do what the official ``run_leaderboard.sh`` does instead: ``~/.bashrc`` and
+    ``~/agent_sources.sh`` sourced by the image's bash, then the trusted carla package, scenario
+    runner and leaderboard put in front of the image's ``PYTHONPATH``."""
+    words = []
+    for item in argv:
+        parts = item.split("\0")
+        word = "".join(
+            ('"${' + part + ':-}"') if i % 2 else shlex.quote(part) for i, part in enumerate(parts) if part or i % 2
+        )
+        words.append(word or "''")
+    if carla:
+        shell = '"$(command -v bash || echo sh)"'
+        return f"exec {shell} -c {shlex.quote(TRUSTED_SHELL_SCRIPT)} lbcloud-agent " + " ".join(words)
+    return AGENT_PRELUDE + " ".join(words)
 
 
 def fill(template: Sequence[str], values: Mapping[str, str], what: str) -> tuple[str, ...]:
@@ -286,9 +306,11 @@ def placeholder_values(spec: AttemptSpec, agent: ImageFacts | None, gpu: str | N
             "scorer": track.scorer.value,
             "contents": contents_root(track),
             "gpu": gpu or "",
+            # the slot's GPU is the only one a container sees (a device request): adapter 0
+            "gpu_index": "0",
+            "recordings": f"{ATTEMPT_DIR}/{RECORDINGS_NAME}",
             "agent_socket": AGENT_SOCKET,
         },
-        env,
     )
 
 
@@ -299,10 +321,13 @@ def simulator_plan(
     """The simulator container: trusted image (``image_id`` pins the one resolved), loopback-only
     network namespace, the pool's simulator limits, the slot's GPU."""
     images = images_of(spec.track)
-    argv = fill(images.simulator_command, placeholder_values(spec, None, gpu), f"track {spec.track.name} simulator")
+    argv = trusted_argv(
+        fill(images.simulator_command, placeholder_values(spec, None, gpu), f"track {spec.track.name} simulator")
+    )
     if not argv:
         raise ConfigError(f"track {spec.track.name}: the simulator command is empty")
     pool = spec.track.pool
+    carla = spec.track.simulator is SimulatorKind.CARLA
     return ContainerPlan(
         role=Role.SIMULATOR,
         name=container_name(config, spec.attempt_id, Role.SIMULATOR),
@@ -311,7 +336,11 @@ def simulator_plan(
         command=argv[1:],
         labels=tuple(attempt_labels(spec, config, Role.SIMULATOR, gpu).items()),
         environment=(("PYTHONUNBUFFERED", "1"), ("LBCLOUD_ATTEMPT", str(spec.attempt_id))),
-        mounts=((paths.folder, ATTEMPT_DIR, True),),
+        mounts=(
+            (paths.folder, ATTEMPT_DIR, True),
+            # the CARLA server writes the route's recording (--record) where the evaluator asks
+            *(((paths.folder / RECORDINGS_NAME, f"{ATTEMPT_DIR}/{RECORDINGS_NAME}", False),) if carla else ()),
+        ),
         memory_bytes=memory_bytes(pool.simulator_memory),
         nano_cpus=nano_cpus(pool.simulator_cpu),
         network_mode="none",
@@ -345,7 +374,7 @@ def evaluator_plan(
     checkpoint to the attempt folder, listening for the agent host on the shared socket."""
     images = images_of(spec.track)
     values = placeholder_values(spec, agent, gpu)
-    argv = fill(images.trusted_evaluator_command, values, f"track {spec.track.name} trusted evaluator")
+    argv = trusted_argv(fill(images.trusted_evaluator_command, values, f"track {spec.track.name} trusted evaluator"))
     if paths.link is None:
         raise ConfigError("an agent protocol track needs the attempt's link folder")
     pool = spec.track.pool
@@ -381,6 +410,7 @@ def agent_plan(
     Raises InputError when the image names no agent (``$TEAM_AGENT``)."""
     images = images_of(spec.track)
     split = has_agent_protocol(spec.track)
+    carla = spec.track.simulator is SimulatorKind.CARLA and not split
     template = images.agent_command if split else images.evaluator_command
     values = placeholder_values(spec, image, gpu)
     if any("{agent}" in item for item in template) and not values["agent"]:
@@ -399,13 +429,18 @@ def agent_plan(
         network = f"container:{container_name(config, spec.attempt_id, Role.SIMULATOR)}"
         # files the simulator must read (scenario files) go to the shared attempt folder
         environment += (("TMPDIR", f"{ATTEMPT_DIR}/{SCRATCH_NAME}"),)
+        if carla:  # the variables the official run_leaderboard.sh sets
+            leaderboard = leaderboard_environment(
+                spec.track, contents=contents_root(spec.track), routes=routes_path(spec.track), route=spec.route_id
+            )
+            environment += tuple(leaderboard.items())
     pool = spec.track.pool
     return ContainerPlan(
         role=Role.AGENT,
         name=container_name(config, spec.attempt_id, Role.AGENT),
         image=image.id,
-        entrypoint=AGENT_ENTRYPOINT,
-        command=argv,
+        entrypoint=("/bin/sh", "-c", agent_script(argv, carla=carla)),
+        command=(),
         labels=tuple(attempt_labels(spec, config, Role.AGENT, gpu).items()),
         environment=environment,
         mounts=tuple(mounts),
@@ -414,7 +449,9 @@ def agent_plan(
         network_mode=network,
         log_max_bytes=config.log_max_bytes,
         user=agent_user(image, config),
-        read_only=True,
+        # an agent host writes only /tmp; an agent running the evaluator keeps the track's choice
+        # (CARLA agents write caches and model files at run time)
+        read_only=split or spec.track.read_only_root,
         scratch_size=config.scratch_size,
         pids_limit=config.pids_limit,
         sandboxed=True,

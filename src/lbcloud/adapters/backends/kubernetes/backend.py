@@ -26,6 +26,7 @@ from lbcloud.adapters.backends.kubernetes.manifests import (
 )
 from lbcloud.adapters.backends.kubernetes.watch import Informer
 from lbcloud.domain.blame import Blame, blame_of_record_status
+from lbcloud.domain.carla import record_is_final
 from lbcloud.domain.errors import Conflict, LbcloudError, NotFound
 from lbcloud.domain.results.reader import parse_results
 from lbcloud.domain.tasks import Attempt, AttemptOutcome
@@ -305,7 +306,10 @@ class KubernetesBackend:
         record = self._record(tracked.submission_id, tracked.attempt_id)
         status, ratio = _record_facts(record) if record is not None else ("", None)
         summary = {"lbcloud": f"kubernetes: Job {tracked.job_name}: {verdict.message}\n".encode()}
-        if record is not None and (verdict.phase is Phase.SUCCEEDED or verdict.blame is Blame.AGENT):
+        record_stands = verdict.phase is Phase.SUCCEEDED or verdict.blame is Blame.AGENT
+        if verdict.record_decides:  # CARLA: e.g. 255 with a "sensors were invalid" record
+            record_stands = record_stands or record_is_final(status)
+        if record is not None and record_stands and not verdict.simulator_died:
             # a record is the result, whatever the exit code (agent faults are written into it)
             return BackendEvent(
                 tracked.attempt_id,

@@ -2,6 +2,7 @@
 
 | what the cluster shows                                   | verdict                                       |
 |----------------------------------------------------------|-----------------------------------------------|
+| the simulator died while the agent ran (checked first)   | failed, blame simulator (OOM: infrastructure) |
 | pod ``PodScheduled=False`` (Unschedulable)               | waiting for capacity (not a failure)          |
 | Job suspended (Kueue has not admitted it yet)            | waiting for capacity                          |
 | participant image cannot be pulled / invalid name        | failed, blame agent, the registry's message   |
@@ -13,6 +14,7 @@
 | evicted, preempted, node drained (``DisruptionTarget``)  | failed, blame infrastructure, preempted       |
 | pod deadline (the route budget) exceeded                 | failed, blame agent (hung past its budget)    |
 | agent silent for the track's silence timeout (exit 124)  | failed, blame agent (hung)                    |
+| CARLA evaluator exits 255 / 1 (see ``domain.carla``)     | failed, blame simulator / agent               |
 | Job deleted after a cancel                               | cancelled                                     |
 | Job deleted by someone else                              | failed, blame infrastructure                  |
 """
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -31,6 +33,7 @@ from lbcloud.adapters.backends.kubernetes.manifests import (
     OUR_CONTAINERS,
     POD_FAILURE_RULES,
     SIMULATOR,
+    SIMULATOR_KIND_ANNOTATION,
     Manifest,
 )
 from lbcloud.domain.blame import (
@@ -40,6 +43,7 @@ from lbcloud.domain.blame import (
     EXIT_USAGE,
     Blame,
 )
+from lbcloud.domain.carla import CARLA_EXIT_CRASHED, CarlaObservation, Ending, judge_carla_attempt
 
 IMAGE_PULL_FATAL = frozenset({"ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"})
 """Waiting reasons that end an attempt: the kubelet already retried (or can never succeed)."""
@@ -82,6 +86,10 @@ class Verdict:
     node: str | None = None
     stop_job: bool = False
     """The Job is still alive but the attempt is over (image pull errors): the backend deletes it."""
+    simulator_died: bool = False
+    """The simulator died while the agent ran: whatever record the evaluator wrote does not count."""
+    record_decides: bool = False
+    """A CARLA evaluator's exit code: a final route record, if one was reported, is the result."""
 
 
 def _get(obj: Any, *path: str) -> Any:
@@ -206,7 +214,82 @@ def _disruption(pod: Manifest) -> Verdict | None:
     return None
 
 
+def _is_carla(pod: Manifest) -> bool:
+    return bool(_get(pod, "metadata", "annotations", SIMULATOR_KIND_ANNOTATION) == "carla")
+
+
+def simulator_death(pod: Manifest) -> tuple[str | None, bool]:
+    """Whether the simulator died while the agent still ran: (a sentence or None, killed for memory).
+
+    The simulator's wrapper exits 0 whenever lbcloud or the kubelet stopped it, so a non-zero end
+    or a restart (native sidecars are restarted) is a death. One before the agent started (a
+    sidecar restarted while starting up, then ready) or after it ended (a crash while shutting
+    down) did not interrupt the route and does not count."""
+    status = _status_of(pod, SIMULATOR)
+    if status is None:
+        return None, False
+    agent_status = _status_of(pod, AGENT)
+    agent = _terminated(agent_status)
+    agent_end = str(agent.get("finishedAt") or "") if agent else ""
+    agent_start = str(
+        (agent or {}).get("startedAt") or _get(agent_status, "state", "running", "startedAt") or ""
+    )
+    candidates = []
+    if int(status.get("restartCount") or 0) > 0 and _get(status, "lastState", "terminated"):
+        candidates.append((dict(_get(status, "lastState", "terminated")), True))
+    if _get(status, "state", "terminated"):
+        candidates.append((dict(_get(status, "state", "terminated")), False))
+    for term, restarted in candidates:
+        code = int(term.get("exitCode", 0))
+        oom = term.get("reason") == "OOMKilled"
+        if code == 0 and not restarted and not oom:
+            continue
+        ended = str(term.get("finishedAt") or "")
+        if ended and ((agent_end and ended > agent_end) or (agent_start and ended < agent_start)):
+            continue  # outside the route: not what ended it
+        what = "was killed for memory" if oom else f"exited with code {code}"
+        return f"the simulator {what}" + (" and was restarted" if restarted else ""), oom
+    return None, False
+
+
+def _carla_failure(pod: Manifest) -> Verdict | None:
+    """A CARLA pod's failure: simulator death first, then the official evaluator's exit codes."""
+    death, oom = simulator_death(pod)
+    agent = _terminated(_status_of(pod, AGENT))
+    if death is None:
+        if agent is None:
+            return None
+        if agent.get("reason") == "OOMKilled":
+            limit = _limit_of(pod, AGENT)
+            code = int(agent.get("exitCode", 137))
+            return Verdict(Phase.FAILED, f"the agent ran out of memory (limit {limit})", Blame.AGENT, exit_code=code)
+        code = int(agent.get("exitCode", 1))
+        if code == 0:
+            return None
+        if code in (EXIT_USAGE, EXIT_AGENT_SILENT, EXIT_AGENT_REJECTED, EXIT_SIMULATOR_UNREACHABLE):
+            # the wrapper's own codes (usage, silence, setup, simulator never ready) mean what they say
+            blame, text = exit_code_failure(code)
+            return Verdict(Phase.FAILED, text, blame, exit_code=code)
+    code_seen = int(agent.get("exitCode", 1)) if agent is not None else None
+    ending = Ending.SILENCE if code_seen == EXIT_AGENT_SILENT else Ending.EXIT
+    judged = judge_carla_attempt(
+        CarlaObservation(ending=ending, exit_code=code_seen, simulator_death=death, simulator_oom=oom)
+    )
+    return Verdict(
+        Phase.FAILED,
+        judged.reason,
+        judged.blame,
+        exit_code=code_seen,
+        simulator_died=death is not None,
+        record_decides=death is None,
+    )
+
+
 def _container_failure(pod: Manifest) -> Verdict | None:
+    if _is_carla(pod):
+        carla = _carla_failure(pod)
+        if carla is not None:
+            return carla
     agent = _terminated(_status_of(pod, AGENT))
     if agent is not None:
         code = int(agent.get("exitCode", 1))
@@ -268,6 +351,15 @@ def _pod_failed(pod: Manifest) -> Verdict:
     disruption = _disruption(pod)
     if disruption is not None:
         return disruption
+    died, oom = simulator_death(pod)
+    if died is not None:  # first: whatever the agent did after the simulator died follows from it
+        blame = Blame.INFRASTRUCTURE if oom else Blame.SIMULATOR
+        code = _terminated(_status_of(pod, AGENT))
+        exit_code = int(code.get("exitCode", 1)) if code is not None else None
+        return Verdict(
+            Phase.FAILED, f"the simulator died during the route: {died}", blame, exit_code=exit_code,
+            simulator_died=True,
+        )  # fmt: skip
     if _get(pod, "status", "reason") == "DeadlineExceeded":
         return _deadline(pod)
     failure = _container_failure(pod)
@@ -290,12 +382,14 @@ def _job_failed(job: Manifest) -> Verdict:
     if reason == "PodFailurePolicy" and match and int(match.group(1)) < len(POD_FAILURE_RULES):
         rule = POD_FAILURE_RULES[int(match.group(1))]
         code = re.search(r"exit code (\d+)", message)
+        exit_code = int(code.group(1)) if code else None
         return Verdict(
             Phase.FAILED,
             f"{rule.reason} ({message})",
             rule.blame,
-            exit_code=int(code.group(1)) if code else None,
+            exit_code=exit_code,
             preempted=rule.disruption,
+            record_decides=exit_code == CARLA_EXIT_CRASHED,
         )
     if reason == "DeadlineExceeded":
         return Verdict(Phase.FAILED, f"the Job ran past its deadline: {message}", Blame.AGENT)
@@ -335,6 +429,9 @@ def assess(
     if pod is not None:
         phase = _get(pod, "status", "phase")
         if phase == "Succeeded":
+            died = _carla_failure(pod) if _is_carla(pod) else None  # simulator death comes first
+            if died is not None and died.simulator_died:
+                return _with_node(died, node)
             return Verdict(Phase.SUCCEEDED, "finished", exit_code=0, node=node)
         if phase == "Failed":
             return _with_node(_pod_failed(pod), node)
@@ -368,9 +465,7 @@ def assess(
 def _with_node(verdict: Verdict, node: str | None) -> Verdict:
     if verdict.node == node:
         return verdict
-    return Verdict(
-        verdict.phase, verdict.message, verdict.blame, verdict.exit_code, verdict.preempted, node, verdict.stop_job
-    )
+    return replace(verdict, node=node)
 
 
 def attempt_id_of(obj: Manifest) -> int | None:

@@ -31,6 +31,7 @@ from pathlib import PurePosixPath
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from lbcloud.adapters.backends.kubernetes import carla_wrapper
 from lbcloud.domain.blame import (
     EXIT_AGENT_REJECTED,
     EXIT_SIMULATION_CRASHED,
@@ -38,6 +39,7 @@ from lbcloud.domain.blame import (
     EXIT_USAGE,
     Blame,
 )
+from lbcloud.domain.carla import CARLA_EXIT_CRASHED
 from lbcloud.domain.errors import ConfigError
 from lbcloud.domain.submissions import AgentKind
 from lbcloud.domain.tracks import SimulatorKind, Track
@@ -83,6 +85,17 @@ AGENT_EXIT_FILE = f"{RUN_DIR}/agent.exit"
 SIMULATOR_READY_FILE = f"{RUN_DIR}/simulator.ready"
 GPU_UUID_FILE = f"{RUN_DIR}/gpu-uuid"
 AGENT_SILENT_FILE = f"{RUN_DIR}/agent.silent"
+SIMSTATE_DIR = "/lbcloud/simstate"
+"""Written by the simulator's wrapper only (read-only for the agent): it cannot be forged."""
+SIMULATOR_STARTED_FILE = f"{SIMSTATE_DIR}/simulator.started"
+SIMULATOR_DIED_FILE = f"{SIMSTATE_DIR}/simulator.exit"
+EVALUATOR_STARTED_FILE = f"{RUN_DIR}/evaluator.started"
+RECORDINGS_DIR = "/lbcloud/recordings"
+"""Where CARLA writes ``--record`` files (the server writes them, so the simulator mounts it)."""
+SIMULATOR_KIND_ANNOTATION = "lbcloud.io/simulator"
+IMAGE_WAIT_S = 3600
+"""How long the agent waits for the simulator container to start at all (its image being pulled):
+the simulator's readiness wait only counts from then (the official cloud waits up to an hour)."""
 EXIT_AGENT_SILENT = 124
 """The agent wrapper's exit code when it stopped an agent that printed nothing for too long."""
 TOKEN_ENV = "LBCLOUD_REPORTER_TOKEN"
@@ -110,6 +123,12 @@ POD_FAILURE_RULES: tuple[FailureRule, ...] = (
     ),
     FailureRule(Blame.INFRASTRUCTURE, "the evaluator was started with a wrong command line", exit_codes=(EXIT_USAGE,)),
     FailureRule(Blame.INFRASTRUCTURE, "the pod was evicted or preempted", disruption=True),
+    # appended last, so the indices of Jobs created before it still mean what they meant
+    FailureRule(
+        Blame.SIMULATOR,
+        "the CARLA evaluator reported a crash (exit 255; a rejected agent's record, if any, decides)",
+        exit_codes=(CARLA_EXIT_CRASHED,),
+    ),
 )
 """Index ``i`` here is rule ``i`` of every Job's ``podFailurePolicy`` (blame.py reads it back)."""
 
@@ -291,6 +310,8 @@ def _placeholders(spec: AttemptSpec, port: int) -> dict[str, str]:
             "workdir": RESULTS_DIR,
             "scorer": spec.track.scorer.value,
             "contents": CONTENTS_DIR,
+            "gpu_index": f"\0?{carla_wrapper.GPU_INDEX_ENV}\0",
+            "recordings": RECORDINGS_DIR,
         }
     )
 
@@ -322,10 +343,19 @@ def render_command(template: Sequence[str], values: Mapping[str, str]) -> str:
 
 def agent_script(spec: AttemptSpec, *, co_container: bool, gpu_handoff: bool) -> str:
     """The agent container's sh wrapper: publish the GPU, wait for the simulator, run the evaluator
-    with its output in the shared log, stop it when silent too long, record the exit code."""
+    with its output in the shared log, stop it when silent too long or when the simulator died,
+    record the exit code. CARLA tracks get the official start-up around it (:mod:`.carla_wrapper`)."""
     images = _images(spec.track)
     command = render_command(images.evaluator_command, _placeholders(spec, images.simulator_port))
-    lines = ["set -u", f"mkdir -p {LOGS_DIR} {RESULTS_DIR}"]
+    carla = spec.track.simulator is SimulatorKind.CARLA
+    log = f"{LOGS_DIR}/agent.log"
+    lines = ["set -u", f"mkdir -p {LOGS_DIR} {RESULTS_DIR}", f"touch {log}"]
+    if carla:
+        lines += carla_wrapper.agent_prelude(
+            spec.track, contents=CONTENTS_DIR, routes=routes_path(spec.track), route=spec.route_id,
+            log=log, exit_file=AGENT_EXIT_FILE,
+        )  # fmt: skip
+        command = carla_wrapper.wrap_evaluator(command)
     if gpu_handoff:
         lines += [
             "# device hand-off: this container holds the GPU; the simulator reads its UUID",
@@ -333,8 +363,7 @@ def agent_script(spec: AttemptSpec, *, co_container: bool, gpu_handoff: bool) ->
             f" && mv {GPU_UUID_FILE}.tmp {GPU_UUID_FILE}"
             f" || {{ echo 'lbcloud: cannot read the GPU UUID' >&2; echo 2 > {AGENT_EXIT_FILE}; exit 2; }}",
         ]
-    log = f"{LOGS_DIR}/agent.log"
-    if "TEAM_AGENT" in command:
+    if not carla and "TEAM_AGENT" in command:  # CARLA's prelude checks it, with the official hints
         lines += [
             "# the participant's image names its agent in $TEAM_AGENT: without it nothing can run (agent's fault)",
             'if [ -z "${TEAM_AGENT:-}" ]; then',
@@ -345,8 +374,19 @@ def agent_script(spec: AttemptSpec, *, co_container: bool, gpu_handoff: bool) ->
     if co_container:
         waits = max(1, math.ceil(spec.track.setup_timeout_s))
         lines += [
+            "# the readiness wait counts from the simulator container's start, not from its image pull",
+            "n=0",
+            f"while [ ! -f {SIMULATOR_STARTED_FILE} ]; do",
+            f"  n=$((n+1)); if [ $n -gt {IMAGE_WAIT_S} ]; then",
+            f"    echo 'lbcloud: the simulator container did not start within {IMAGE_WAIT_S} s' >&2;"
+            f" echo 5 > {AGENT_EXIT_FILE}; exit 5",
+            "  fi; sleep 1",
+            "done",
             "started=$(date +%s)",
             f"while [ ! -f {SIMULATOR_READY_FILE} ]; do",
+            f"  if [ -f {SIMULATOR_DIED_FILE} ]; then",
+            f"    echo 'lbcloud: the simulator died before it was ready' >&2; echo 5 > {AGENT_EXIT_FILE}; exit 5",
+            "  fi",
             f'  if [ $(($(date +%s) - started)) -ge {waits} ]; then',
             f"    echo 'lbcloud: simulator not ready after {waits} s' >&2; echo 5 > {AGENT_EXIT_FILE}; exit 5",
             "  fi; sleep 0.2 2>/dev/null || sleep 1",
@@ -360,25 +400,35 @@ def agent_script(spec: AttemptSpec, *, co_container: bool, gpu_handoff: bool) ->
     ]
     silence = max(1, math.ceil(spec.track.silence_timeout_s))
     lines += [
+        f"touch {EVALUATOR_STARTED_FILE}  # a simulator death older than this did not hit this evaluator",
         f"{command} >> {log} 2>&1 &",
         "pid=$!",
         f"tail -n +1 -f {log} 2>/dev/null &  # mirror to the container's stdout (kubectl logs)",
         "mirror=$!",
+        "stop_evaluator() {",
+        '  kill "$pid" 2>/dev/null; n=0',
+        '  while kill -0 "$pid" 2>/dev/null && [ $n -lt 10 ]; do sleep 1; n=$((n+1)); done',
+        '  kill -9 "$pid" 2>/dev/null',
+        "}",
         "# an agent silent for the track's silence timeout is hung: stop it (the reference's watchdog)",
-        "quiet=0; last=-1",
+        "quiet=0; last=-1; simdied=0",
         'while kill -0 "$pid" 2>/dev/null; do',
+        f"  if [ -f {SIMULATOR_DIED_FILE} ] && [ {SIMULATOR_DIED_FILE} -nt {EVALUATOR_STARTED_FILE} ]; then",
+        "    # the evaluator would block on every call for its client timeout: stop it now",
+        f'    echo "lbcloud: the simulator died (exit $(cat {SIMULATOR_DIED_FILE})); stopping the evaluator" >> {log}',
+        "    simdied=1; stop_evaluator; break",
+        "  fi",
         f"  size=$(wc -c < {log})",
         '  if [ "$size" = "$last" ]; then quiet=$((quiet+1)); else quiet=0; last=$size; fi',
         f"  if [ $quiet -ge {silence} ]; then",
         f"    echo 'lbcloud: the agent printed nothing for {silence} s; stopping it' >> {log}",
-        f'    touch {AGENT_SILENT_FILE}; kill "$pid" 2>/dev/null; n=0',
-        '    while kill -0 "$pid" 2>/dev/null && [ $n -lt 10 ]; do sleep 1; n=$((n+1)); done',
-        '    kill -9 "$pid" 2>/dev/null; break',
+        f"    touch {AGENT_SILENT_FILE}; stop_evaluator; break",
         "  fi",
         "  sleep 1",
         "done",
         'wait "$pid"; code=$?',
         f"if [ -f {AGENT_SILENT_FILE} ]; then code={EXIT_AGENT_SILENT}; fi",
+        f"if [ $simdied = 1 ]; then code={EXIT_SIMULATION_CRASHED}; fi",
         'kill "$mirror" 2>/dev/null',
         f"echo $code > {AGENT_EXIT_FILE}.tmp && mv {AGENT_EXIT_FILE}.tmp {AGENT_EXIT_FILE}",
         "exit $code",
@@ -387,32 +437,50 @@ def agent_script(spec: AttemptSpec, *, co_container: bool, gpu_handoff: bool) ->
 
 
 def simulator_script(spec: AttemptSpec, *, co_container: bool, gpu_handoff: bool) -> str:
-    """The simulator's sh wrapper: log to the shared folder; as a co-container, stop with the agent."""
+    """The simulator's sh wrapper: log to the shared folder, tell the agent when it started and
+    when it died; as a co-container, stop with the agent.
+
+    It exits 0 whenever it was stopped (the agent ended, or the kubelet stopped the pod) and with the
+    server's code (1 if that was 0) when the server ended on its own: a non-zero end or a restart
+    is how :mod:`.blame` sees a simulator that died during the route."""
     images = _images(spec.track)
     command = render_command(images.simulator_command, _placeholders(spec, images.simulator_port))
-    lines = ["set -u", f"mkdir -p {LOGS_DIR}"]
+    log = f"{LOGS_DIR}/simulator.log"
+    lines = ["set -u", f"mkdir -p {LOGS_DIR}", f"touch {SIMULATOR_STARTED_FILE}"]
+    # {gpu_index}: 0 unless the hand-off finds the agent's GPU among the node's (DRA: the only one seen)
+    lines.append(f'{carla_wrapper.GPU_INDEX_ENV}="${{{carla_wrapper.GPU_INDEX_ENV}:-0}}"')
     if gpu_handoff:
         waits = max(1, math.ceil(spec.track.setup_timeout_s))
         lines += [
             "n=0",
             f"while [ ! -s {GPU_UUID_FILE} ]; do",
+            f"  if [ -f {AGENT_EXIT_FILE} ]; then exit 0; fi  # the agent ended before handing the GPU over",
             f"  n=$((n+1)); if [ $n -gt {waits} ]; then echo 'lbcloud: no GPU UUID from the agent' >&2; exit 1; fi",
             "  sleep 1",
             "done",
-            f'NVIDIA_VISIBLE_DEVICES="$(cat {GPU_UUID_FILE})"; export NVIDIA_VISIBLE_DEVICES',
+            *carla_wrapper.gpu_index_lines(GPU_UUID_FILE),
         ]
-    if not co_container:
-        lines.append(f"exec {command} >> {LOGS_DIR}/simulator.log 2>&1")
-        return "\n".join(lines)
     lines += [
-        f"{command} >> {LOGS_DIR}/simulator.log 2>&1 &",
+        "stopping=0",
+        f"{command} >> {log} 2>&1 &",
         "pid=$!",
-        "trap 'kill $pid 2>/dev/null' TERM INT",
+        "trap 'stopping=1; kill $pid 2>/dev/null' TERM INT",
         'while kill -0 "$pid" 2>/dev/null; do',
-        f'  if [ -f {AGENT_EXIT_FILE} ]; then kill "$pid" 2>/dev/null; wait "$pid"; exit 0; fi',
+    ]
+    if co_container:
+        lines.append(
+            f'  if [ -f {AGENT_EXIT_FILE} ]; then stopping=1; kill "$pid" 2>/dev/null; wait "$pid"; exit 0; fi'
+        )
+    lines += [
         "  sleep 1",
         "done",
-        'wait "$pid"',
+        'wait "$pid"; code=$?',
+        'if [ "$stopping" = 1 ]; then exit 0; fi',
+        f"if [ -f {AGENT_EXIT_FILE} ]; then exit 0; fi",
+        'if [ "$code" = 0 ]; then code=1; fi',
+        f'echo "lbcloud: the simulator exited with code $code while the route ran" >> {log}',
+        f"echo $code > {SIMULATOR_DIED_FILE}",
+        "exit $code",
     ]
     return "\n".join(lines)
 
@@ -454,6 +522,8 @@ def reporter_command(spec: AttemptSpec, config: KubernetesConfig, *, co_containe
         "--interval",
         f"{config.reporter_interval_s:g}",
     ]
+    if spec.track.simulator is SimulatorKind.CARLA:
+        argv += ["--recordings-dir", RECORDINGS_DIR]
     if co_container:
         # ordinary container: it must end for the pod to end, and it tells the agent when to start
         argv += ["--exit-when-done", "--probe-port", str(_images(spec.track).simulator_port)]
@@ -517,7 +587,8 @@ def render_job(spec: AttemptSpec, config: KubernetesConfig) -> Manifest:
     port = images.simulator_port
 
     volumes: list[Manifest] = [
-        {"name": n, "emptyDir": {}} for n in ("staging", "contents", "results", "logs", "run", "tmp")
+        {"name": n, "emptyDir": {}}
+        for n in ("staging", "contents", "results", "logs", "run", "tmp", "simstate", "recordings")
     ]
     # `cp -R`, not `cp -a`: the non-root container may not set the times or owner of the emptyDir
     # itself (root's), and `cp -a .../. dir/` tries to, failing the copy on a real node
@@ -557,6 +628,7 @@ def render_job(spec: AttemptSpec, config: KubernetesConfig) -> Manifest:
             _mount("results", RESULTS_DIR, read_only=True),
             _mount("logs", LOGS_DIR, read_only=True),
             _mount("run", RUN_DIR, read_only=not co_container),
+            _mount("recordings", RECORDINGS_DIR, read_only=True),
         ],
     }
     failure_threshold = max(1, math.ceil(track.setup_timeout_s / 2))
@@ -576,6 +648,8 @@ def render_job(spec: AttemptSpec, config: KubernetesConfig) -> Manifest:
         "volumeMounts": [
             _mount("logs", LOGS_DIR),
             _mount("run", RUN_DIR, read_only=True),
+            _mount("simstate", SIMSTATE_DIR),
+            _mount("recordings", RECORDINGS_DIR),
             # shared with the agent container: the evaluator hands the simulator files by path (the
             # SUMO track writes each route's demand there), as processes on one machine do
             _mount("tmp", "/tmp"),
@@ -600,6 +674,7 @@ def render_job(spec: AttemptSpec, config: KubernetesConfig) -> Manifest:
             _mount("results", RESULTS_DIR),
             _mount("logs", LOGS_DIR),
             _mount("run", RUN_DIR),
+            _mount("simstate", SIMSTATE_DIR, read_only=True),
             _mount("tmp", "/tmp"),
         ],
     }
@@ -625,12 +700,14 @@ def render_job(spec: AttemptSpec, config: KubernetesConfig) -> Manifest:
         "enableServiceLinks": False,
         "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
         "terminationGracePeriodSeconds": 30,
-        # the pod's clock starts when a node took it, so waiting for capacity never eats the budget
-        "activeDeadlineSeconds": max(1, math.ceil(spec.budget_s + track.setup_timeout_s)),
         "initContainers": init_containers,
         "containers": containers,
         "volumes": volumes,
     }
+    if spec.budget_s > 0:
+        # the pod's clock starts when a node took it, so waiting for capacity never eats the budget
+        # (no budget: the official system's game-time route timeout and no-output watchdog only)
+        pod_spec["activeDeadlineSeconds"] = max(1, math.ceil(spec.budget_s + track.setup_timeout_s))
     if pool.node_selector:
         pod_spec["nodeSelector"] = dict(pool.node_selector)
     if pool.tolerations:
@@ -651,7 +728,10 @@ def render_job(spec: AttemptSpec, config: KubernetesConfig) -> Manifest:
 
     job_spec: Manifest = {
         "backoffLimit": 0,
-        "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+        "template": {
+            "metadata": {"labels": labels, "annotations": {SIMULATOR_KIND_ANNOTATION: track.simulator.value}},
+            "spec": pod_spec,
+        },
     }
     if config.compat != "1.20":
         # a v1.20 server drops both fields silently; render them only where they work

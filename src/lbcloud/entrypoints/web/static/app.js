@@ -62,9 +62,9 @@ function initSortable(root) {
 
 /* ---------------------------------------------------------------- helpers */
 
-async function postJSON(url) {
+async function postJSON(url, payload) {
   const csrf = document.querySelector('meta[name="csrf-token"]')?.content || "";
-  const response = await fetch(url, { method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf }, body: "{}" });
+  const response = await fetch(url, { method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf }, body: JSON.stringify(payload || {}) });
   const body = await response.json().catch(() => ({}));
   if (!response.ok) throw new Error(body.error || ("request failed: " + response.status));
   return body;
@@ -171,6 +171,14 @@ function initSubmissionPage() {
       }
     });
   }
+  document.querySelectorAll("[data-choice]").forEach((button) => {
+    button.addEventListener("click", async () => {
+      try {
+        await postJSON(`/api/v1/submissions/${id}/leaderboard`, { choice: button.dataset.choice });
+        window.location.href = `/leaderboard/${body.dataset.track}`;
+      } catch (err) { window.alert(err.message); }
+    });
+  });
   const resume = document.getElementById("resume-button");
   if (resume) {
     resume.addEventListener("click", async () => {

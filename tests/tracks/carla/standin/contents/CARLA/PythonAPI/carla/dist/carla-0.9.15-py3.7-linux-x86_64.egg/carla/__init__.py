@@ -1,0 +1,3 @@
+"""The trusted ``carla`` package of the stand-in contents image."""
+
+TRUSTED = True
