@@ -132,11 +132,16 @@ def main() -> None:
     parser.add_argument("--skip-local", action="store_true", help="only the node (no local comparison)")
     args = parser.parse_args()
 
-    from tests.services.kube_node import node_from_dir, start_node, stop_node
+    from tests.services.kube_node import NodeUnavailable, node_from_dir, start_node, stop_node
 
     track = _track(args.routes)
     started = time.monotonic()
-    node = node_from_dir(Path(args.node_dir)) if args.node_dir else start_node()
+    try:
+        node = node_from_dir(Path(args.node_dir)) if args.node_dir else start_node()
+    except NodeUnavailable as err:
+        raise SystemExit(
+            f"bench_k8s_node: no real node here ({err}); it needs root and kube-test-cluster built with --with-node"
+        ) from None
     try:
         with tempfile.TemporaryDirectory(prefix="bench-k8s-node-") as tmp:
             phases = run_on_node(node, track, Path(tmp))

@@ -16,10 +16,19 @@ from tests.services.kube_node import KubeNode
 
 
 @pytest.fixture(scope="session")
-def node_images(kube_node: KubeNode) -> KubeNode:
-    """The node with lbcloud's images loaded (built and cached on the first session)."""
+def node_images(kube_node: KubeNode, request: pytest.FixtureRequest) -> KubeNode:
+    """The node with lbcloud's images loaded (built and cached on the first session).
+
+    They are built in the suite's own Docker Engine when one runs here (its layer cache survives
+    sessions, so a source change rebuilds only the last layers), else in the node's Docker."""
+    builder_env = None
     try:
-        load_lbcloud_images(kube_node)
+        engine = request.getfixturevalue("docker_engine")
+        builder_env = engine.env()
+    except pytest.skip.Exception:
+        pass  # no engine of the suite's own: the node's Docker builds them
+    try:
+        load_lbcloud_images(kube_node, builder_env)
     except RuntimeError as err:
         pytest.fail(str(err))
     return kube_node

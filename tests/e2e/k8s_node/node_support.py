@@ -64,23 +64,34 @@ def images_key() -> str:
     return digest.hexdigest()[:16]
 
 
-def load_lbcloud_images(node: KubeNode) -> None:
+def load_lbcloud_images(node: KubeNode, builder_env: dict[str, str] | None = None) -> None:
     """lbcloud's images in the node's Docker: from the cached archive, else built and then cached.
+
+    ``builder_env`` names another Docker daemon (``DOCKER_HOST``) to build in, e.g. the suite's own
+    engine whose data root keeps its layer cache between sessions: a change to ``src`` then rebuilds
+    only the last layers there, and the images move to the node as a ``docker save`` archive. Without
+    it they are built in the node's Docker, which starts empty in every session.
 
     ``LBCLOUD_TEST_NODE_IMAGES=keep`` uses the images a reused node (``LBCLOUD_TEST_KUBE_NODE_DIR``)
     already holds, whatever they were built from: for iterating on the tests only."""
     if os.environ.get("LBCLOUD_TEST_NODE_IMAGES") == "keep" and node.has_image(LBCLOUD_IMAGE):
         return
+    key = images_key()
+    marker = f"lbcloud-node-images:{key}"  # a tag saying which sources this node's images come from
+    if node.has_image(marker) and node.has_image(AGENT_BASE_IMAGE):
+        return
     cache = image_cache_dir()
-    archive = cache / f"node-images-{images_key()}.tar"
+    archive = cache / f"node-images-{key}.tar"
     if archive.is_file():
         node.docker("load", "-i", str(archive), timeout=900)
         if node.has_image(LBCLOUD_IMAGE) and node.has_image(AGENT_BASE_IMAGE):
+            node.docker("tag", LBCLOUD_IMAGE, marker)
             return
     if not BUILD_IMAGES.is_file():
         raise RuntimeError(f"{BUILD_IMAGES} is missing: lbcloud's images cannot be built")
+    env = builder_env or node.env()
     built = subprocess.run(
-        ["bash", str(BUILD_IMAGES)], env=node.env(), capture_output=True, text=True, timeout=3600, check=False
+        ["bash", str(BUILD_IMAGES)], env=env, capture_output=True, text=True, timeout=3600, check=False
     )
     if built.returncode != 0:
         raise RuntimeError(f"scripts/build-images failed ({built.returncode}):\n{built.stderr[-4000:]}")
@@ -88,8 +99,16 @@ def load_lbcloud_images(node: KubeNode) -> None:
     for old in cache.glob("node-images-*.tar"):
         old.unlink(missing_ok=True)  # one archive at a time: they are large
     partial = archive.with_suffix(".tar.partial")
-    node.docker("save", "-o", str(partial), LBCLOUD_IMAGE, AGENT_BASE_IMAGE, timeout=900)
+    saved = subprocess.run(
+        ["docker", "save", "-o", str(partial), LBCLOUD_IMAGE, AGENT_BASE_IMAGE],
+        env=env, capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
+    if saved.returncode != 0:
+        raise RuntimeError(f"docker save of lbcloud's images failed:\n{saved.stderr[-2000:]}")
     partial.rename(archive)
+    if builder_env is not None:
+        node.docker("load", "-i", str(archive), timeout=900)
+    node.docker("tag", LBCLOUD_IMAGE, marker)
 
 
 @dataclass

@@ -22,6 +22,7 @@ def test_node_benchmark_runs_and_prints_its_figures(node_images: KubeNode) -> No
         capture_output=True, text=True, timeout=1500, check=False, env=node_images.env(),
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr[-4000:]
+    print(done.stdout)  # the figures, in the report of `pytest -rA`
     for pattern in (
         r"Job created -> simulator ready\s+n=3 median [\d.]+ s, p95 [\d.]+ s",
         r"simulator ready -> agent started\s+n=3 median [\d.]+ s",

@@ -106,14 +106,15 @@ def test_agent_over_its_memory_limit_is_oom_killed_and_blamed(
 def test_simulator_container_killed_mid_route_is_retried_with_simulator_blame(
     node_dispatcher: Callable[..., NodeDispatcher], agent_images: AgentImages, tmp_path: Path
 ) -> None:
-    dispatcher = node_dispatcher([single_route_track(tmp_path, route="2")])
+    # the longest route of sumo-test, so the kill lands while it is being driven
+    dispatcher = node_dispatcher([single_route_track(tmp_path, route_set="sumo-test", route="9")])
     dispatcher.start()
     sid = dispatcher.submit(agent_images.sample("slow.py"), track="node-one")
     node = dispatcher.node
 
     def simulator_running_and_agent_driving() -> bool:
         attempts = _attempts(dispatcher, sid)
-        if not attempts or "[1/1] RouteScenario_2" not in _agent_log(dispatcher, sid, attempts[0]):
+        if not attempts or "[1/1] RouteScenario_9" not in _agent_log(dispatcher, sid, attempts[0]):
             return False
         return bool(_simulator_containers(dispatcher, sid))
 

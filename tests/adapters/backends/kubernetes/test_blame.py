@@ -231,3 +231,27 @@ def test_a_sidecar_simulator_that_restarted_before_the_agent_started_did_not_int
     agent["state"]["terminated"]["startedAt"] = "2026-01-01T00:02:00Z"  # type: ignore[index]
     simulator = _ended("simulator", 139, "2026-01-01T00:01:00Z", restarts=1)
     assert assess(JOB, [_carla_pod(_carla_status(agent, simulator))]).phase is Phase.SUCCEEDED
+
+
+def _failed_pod(agent: tuple[int, str], simulator: tuple[int, str], reporter: tuple[int, str]) -> dict[str, Any]:
+    ended = {"agent": "2026-01-01T00:05:00Z", "simulator": "2026-01-01T00:05:01Z", "reporter": "2026-01-01T00:05:02Z"}
+
+    def terminated(name: str, code: int, reason: str) -> dict[str, Any]:
+        return {"name": name, "ready": False, "restartCount": 0, "image": f"{name}:1", "imageID": "",
+                "state": {"terminated": {"exitCode": code, "reason": reason, "finishedAt": ended[name]}}}  # fmt: skip
+
+    return pod({"phase": "Failed", "containerStatuses": [terminated("agent", *agent),
+                terminated("simulator", *simulator), terminated("reporter", *reporter)]})  # fmt: skip
+
+
+def test_a_simulator_killed_after_the_agent_finished_leaves_the_route_finished() -> None:
+    # seen on a real node: the simulator's container killed just after the evaluator finished the route;
+    # the pod fails (a container ended non-zero) but the route's record is complete
+    verdict = assess(JOB, [_failed_pod((0, "Completed"), (137, "Error"), (0, "Completed"))])
+    assert (verdict.phase, verdict.blame) == (Phase.SUCCEEDED, Blame.NONE)
+    # still the simulator's fault while the route ran (the evaluator says so with exit 4)
+    verdict = assess(JOB, [_failed_pod((4, "Error"), (137, "Error"), (0, "Completed"))])
+    assert (verdict.phase, verdict.blame) == (Phase.FAILED, Blame.SIMULATOR)
+    # a reporter that could not deliver is ours, whatever the agent did
+    verdict = assess(JOB, [_failed_pod((0, "Completed"), (0, "Completed"), (1, "Error"))])
+    assert (verdict.phase, verdict.blame) == (Phase.FAILED, Blame.INFRASTRUCTURE)

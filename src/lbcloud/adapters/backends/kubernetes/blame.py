@@ -300,6 +300,8 @@ def _container_failure(pod: Manifest) -> Verdict | None:
             blame, text = exit_code_failure(code)
             return Verdict(Phase.FAILED, text, blame, exit_code=code)
     simulator = _terminated(_status_of(pod, SIMULATOR))
+    if agent is not None and int(agent.get("exitCode", 1)) == 0:
+        simulator = None  # the route was over: how the simulator ended afterwards changes nothing
     if simulator is not None and simulator.get("reason") == "OOMKilled":
         return Verdict(
             Phase.FAILED, f"the simulator ran out of memory (limit {_limit_of(pod, SIMULATOR)})", Blame.INFRASTRUCTURE
@@ -363,6 +365,11 @@ def _pod_failed(pod: Manifest) -> Verdict:
     failure = _container_failure(pod)
     if failure is not None:
         return failure
+    agent = _terminated(_status_of(pod, AGENT))
+    if agent is not None and int(agent.get("exitCode", 1)) == 0:
+        # the evaluator finished; only a co-container (the simulator, stopped or killed) ended non-zero
+        # after it: the route's record stands (the backend turns a missing record into a failure)
+        return Verdict(Phase.SUCCEEDED, "finished (the simulator ended with an error after the agent)", exit_code=0)
     message = str(_get(pod, "status", "message") or _get(pod, "status", "reason") or "no reason given")
     return Verdict(Phase.FAILED, f"the pod failed: {message}", Blame.INFRASTRUCTURE)
 
