@@ -78,7 +78,8 @@ class BenchEvaluator(Evaluator):
         super().__init__(*args, **kwargs)
         self._connector = connect
 
-    def _connect(self) -> AgentLink:
+    def _connect(self, while_starting: Callable[[], None]) -> AgentLink:
+        while_starting()  # the route's files, as the real evaluator writes them while its agent host starts
         link: AgentLink = self._connector()
         return link
 

@@ -3,12 +3,16 @@ a launch takes them over. Real processes and sockets on 127.0.0.1."""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from lbcloud.adapters.artifacts import FilesystemArtifactStore
 from lbcloud.adapters.backends.local import LocalBackend
+from lbcloud.adapters.backends.local_warm import warm_command
 from lbcloud.domain.blame import Blame
 from lbcloud.domain.tasks import AttemptOutcome
 from tests.adapters.backends.test_local_ports import _port_block, _spec, _track, _wait_end
@@ -81,3 +85,54 @@ def test_no_standby_for_a_simulator_command_that_names_the_attempt(tmp_path: Pat
         assert list((tmp_path / "work").glob("standby-*")) == []
     finally:
         backend.close()
+
+
+def test_a_standby_starts_the_evaluator_warm_and_hands_it_the_attempts_argv_and_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    modules = tmp_path / "modules"
+    modules.mkdir()
+    # `python -m warm_evaluator CHECKPOINT`: writes its record and shows what it was started with
+    (modules / "warm_evaluator.py").write_text(
+        "import os, sys\n"
+        "print('argv', sys.argv[1:], 'attempt', os.environ.get('LBCLOUD_ATTEMPT'), 'cwd', os.getcwd(), flush=True)\n"
+        + EVALUATOR.replace("; ", "\n")
+        + "\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(modules), os.environ.get("PYTHONPATH")])))
+    lo = _port_block(4)
+    track = _track(
+        tmp_path, (sys.executable, "-c", SIMULATOR, "{port}"),
+        (sys.executable, "-m", "warm_evaluator", "{checkpoint}"),
+    )  # fmt: skip
+    backend = LocalBackend(
+        tmp_path / "work", FilesystemArtifactStore(tmp_path / "art"), port_range=(lo, lo + 3),
+        port_lock_dir=tmp_path / "locks", standby=1,
+    )  # fmt: skip
+    try:
+        backend.launch(_spec(track, 1))
+        first = _wait_end(backend)
+        assert first.outcome is AttemptOutcome.RECORD, first.reason
+        assert "warm evaluator" not in first.logs["lbcloud"].decode(), "the first attempt started cold"
+        (standby,) = (tmp_path / "work").glob("standby-*")
+        _ready(standby)
+        backend.launch(_spec(track, 2))
+        second = _wait_end(backend)
+        assert (second.outcome, second.blame) == (AttemptOutcome.RECORD, Blame.NONE), second.reason
+        assert "the warm evaluator takes the attempt" in second.logs["lbcloud"].decode()
+        agent = second.logs["agent"].decode()
+        folder = tmp_path / "work" / "attempt-2"
+        assert f"argv ['{folder / 'checkpoint.json'}'] attempt 2 cwd {folder}" in agent, agent
+    finally:
+        backend.close()
+    assert list((tmp_path / "work").glob("standby-*")) == []
+
+
+def test_only_python_module_evaluators_start_warm() -> None:
+    assert warm_command([sys.executable, "-m", "lbcloud", "track"]) == [
+        sys.executable, "-m", "lbcloud.adapters.backends.local_warm", "lbcloud",
+    ]  # fmt: skip
+    assert warm_command([sys.executable, "-c", "print(1)"]) is None
+    assert warm_command(["{python}", "-m", "lbcloud"]) is None
+    assert warm_command([sys.executable, "-m", "os; rm"]) is None

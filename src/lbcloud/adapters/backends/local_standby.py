@@ -35,6 +35,7 @@ from lbcloud.adapters.backends.local_supervisor import (
     Supervisor,
     SupervisorSpec,
 )
+from lbcloud.adapters.backends.local_warm import hand_over, matches, warm_command
 from lbcloud.domain.errors import LbcloudError
 from lbcloud.domain.tracks import Track
 
@@ -54,6 +55,7 @@ class StandbySpec:
     env: dict[str, str]
     parent_pid: int
     max_wait_s: float = STANDBY_MAX_WAIT_S
+    warm: list[str] | None = None  # a warm evaluator process started with the simulator (see local_warm)
 
 
 def run_standby(folder: Path) -> int:
@@ -72,6 +74,9 @@ def run_standby(folder: Path) -> int:
     try:
         if supervisor.start_simulator(started) is not None:
             return 0  # its result.json tells the backend this standby is unusable
+        if standby.warm is not None:
+            supervisor.evaluator = supervisor._spawn(standby.warm, "agent.log")
+            supervisor._record_groups()
         (folder / READY_FILE).write_text(f"{supervisor.ready_at}\n")
         deadline = time.monotonic() + standby.max_wait_s
         here = Path(".")
@@ -85,6 +90,16 @@ def run_standby(folder: Path) -> int:
         supervisor.spec = SupervisorSpec(**json.loads((here / SPEC_FILE).read_text(encoding="utf-8")))
         supervisor.note(f"standby taken by {supervisor.workdir.name}")
         assert supervisor.ready_at is not None
+        warm = supervisor.evaluator
+        if standby.warm is not None and warm is not None:
+            if warm.poll() is None and matches(standby.warm, supervisor.spec.evaluator):
+                hand_over(supervisor.workdir, supervisor.spec.evaluator, supervisor.spec.env)
+                supervisor.note("the warm evaluator takes the attempt")
+                (supervisor.workdir / READY_FILE).write_text(f"{supervisor.ready_at}\n")
+                supervisor._watch(started, supervisor.ready_at)
+                return 0
+            _stop_group(warm)  # not usable for this attempt: start the evaluator the ordinary way
+            supervisor.evaluator = None
         supervisor.run_evaluator(started, supervisor.ready_at)
         return 0
     except OSError as err:
@@ -117,6 +132,7 @@ class StandbyPool:
         grace_s: float,
         size: int = 1,
         env: Mapping[str, str] | None = None,
+        warm: bool = True,
     ) -> None:
         self.workdir = workdir
         self._python = python
@@ -125,6 +141,7 @@ class StandbyPool:
         self._ready_timeout = ready_timeout_s
         self._grace = grace_s
         self.size = size
+        self.warm = warm  # also start the evaluator's Python (see local_warm)
         self._env = dict(env) if env is not None else None  # the supervisors' environment
         self._standbys: list[Standby] = []
         self._serial = 0
@@ -193,6 +210,7 @@ class StandbyPool:
             spec = StandbySpec(
                 simulator=command, port=reservation.port, ready_timeout_s=self._ready_timeout, grace_s=self._grace,
                 env={"PYTHONUNBUFFERED": "1"}, parent_pid=os.getpid(),
+                warm=warm_command(track.local.evaluator) if track.local is not None and self.warm else None,
             )  # fmt: skip
             (folder / STANDBY_FILE).write_text(json.dumps(asdict(spec)), encoding="utf-8")
             process = subprocess.Popen(
@@ -241,6 +259,13 @@ class StandbyPool:
                 with contextlib.suppress(ProcessLookupError, PermissionError, ValueError):
                     os.killpg(int(group), signal.SIGKILL)
             _remove_folder(folder)
+
+
+def _stop_group(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=2)
 
 
 def _alive(pid: int) -> bool:

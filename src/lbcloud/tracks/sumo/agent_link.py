@@ -248,10 +248,13 @@ def spawn_host(
     output: LogBudget,
     files: Sequence[str] = (),
     clock: Callable[[], float] = time.monotonic,
+    while_starting: Callable[[], None] | None = None,
 ) -> AgentLink:
     """Start an agent host for ``agent`` and wait until it greets; raises AgentFault / RuntimeError (sandbox).
 
-    ``files`` (the agent's configuration) are made readable to it at the same path."""
+    ``files`` (the agent's configuration) are made readable to it at the same path. ``while_starting``
+    runs after the host process started and before its greeting is awaited (the caller's own preparation
+    overlaps the host's start); if it raises, the host is stopped and the error propagates."""
     folder = Path(tempfile.mkdtemp(prefix="lbcloud-agent-"))
     os.chmod(folder, 0o711)
     try:
@@ -268,6 +271,13 @@ def spawn_host(
             raise RuntimeError(f"could not start the agent host: {err}") from err
         assert process.stdout is not None
         threading.Thread(target=_pump, args=(process.stdout, output), name="agent-output", daemon=True).start()
+        if while_starting is not None:
+            try:
+                while_starting()
+            except BaseException:
+                listener.close()
+                end_agent_processes(process, command.sandboxed)
+                raise
         try:
             link = accept_host(listener, timeout_s, process=process, command=command, clock=clock)
         except AgentFault:

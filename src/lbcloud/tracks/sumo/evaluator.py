@@ -40,6 +40,7 @@ from lbcloud.tracks.sumo.criteria import CriteriaConfig, RouteCriteria
 from lbcloud.tracks.sumo.network import Town, road_network
 from lbcloud.tracks.sumo.scenario import (
     RouteDefinition,
+    ScenarioFiles,
     build_scenario,
     ego_edges,
     load_arguments,
@@ -208,34 +209,40 @@ class Evaluator:
         if self._listener is not None:
             self._listener.close()
 
-    def _connect(self) -> AgentLink:
+    def _connect(self, while_starting: Callable[[], None]) -> AgentLink:
         opts = self.options
         if self._listener is None:
             try:
                 return spawn_host(
                     opts.agent, timeout_s=opts.setup_timeout_s, mode=opts.sandbox, limits=opts.limits,
-                    output=self.output, files=[opts.agent_config],
+                    output=self.output, files=[opts.agent_config], while_starting=while_starting,
                 )  # fmt: skip
             except RuntimeError as err:
                 raise AgentHostUnavailable(str(err)) from err
+        while_starting()
         if self._external is None:
             self._external = accept_host(self._listener, opts.setup_timeout_s)
         return self._external
 
     def run_instance(self, instance: Instance) -> InstanceResult:
         """Set up the agent, load the instance, drive and score it."""
+        built: list[ScenarioFiles] = []
+
+        def build() -> None:  # the route's files are written while the agent host starts
+            built.append(build_scenario(instance.route, instance.repetition, self.options.seed, self.workdir))
+
         try:
-            link = self._connect()
+            link = self._connect(build)
         except AgentFault as err:
             log.error("%s: the agent could not be set up: %s", instance.route_id, err.message)
             return InstanceResult(_failed_record(instance, FailureReason.AGENT_SETUP_FAILED, self.options.scorer))
         try:
-            return self._run(instance, link)
+            return self._run(instance, link, built[0])
         finally:
             if link is not self._external:
                 link.close()
 
-    def _run(self, instance: Instance, link: AgentLink) -> InstanceResult:
+    def _run(self, instance: Instance, link: AgentLink, files: ScenarioFiles) -> InstanceResult:
         opts = self.options
         try:
             answer = link.setup(instance.route_id, instance.route.waypoints, opts.agent_config, opts.setup_timeout_s)
@@ -260,7 +267,6 @@ class Evaluator:
                 return InstanceResult(record, rejected=True)
         sensors = self.sensors
         try:
-            files = build_scenario(instance.route, instance.repetition, opts.seed, self.workdir)
             reach = max((sensor.range for sensor in sensors if sensor.type == "sumo.radar"), default=0.0)
             start = self.session.load(load_arguments(files), files.edges, instance.route.waypoints, reach)
         except SimulationCrashed as err:
