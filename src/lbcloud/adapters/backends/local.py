@@ -42,6 +42,7 @@ from lbcloud.adapters.backends.local_supervisor import (
     READY_FILE,
     RESULT_FILE,
     SupervisorSpec,
+    pid_alive,
 )
 from lbcloud.domain.artifact_keys import LogStream, attempt_log_key, attempt_timeline_key
 from lbcloud.domain.blame import (
@@ -78,20 +79,6 @@ def _write_attempt_info(folder: Path, spec: AttemptSpec) -> None:
         "simulator": spec.track.simulator.value,
     }
     (folder / "attempt.json").write_text(json.dumps(info), encoding="utf-8")
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie is not alive
-        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-            return fh.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 @dataclass
@@ -298,7 +285,7 @@ class LocalBackend:
             pid = int((tracked.workdir / PID_FILE).read_text().strip())
         except (OSError, ValueError):
             return False
-        return _pid_alive(pid)
+        return pid_alive(pid)
 
     def _read_logs(self, tracked: _Tracked) -> dict[str, bytes]:
         out: dict[str, bytes] = {}
@@ -405,11 +392,11 @@ class LocalBackend:
             pid = int((folder / PID_FILE).read_text().strip())
         except (OSError, ValueError):
             pid = None
-        if pid is not None and _pid_alive(pid):
+        if pid is not None and pid_alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
             deadline = time.monotonic() + self._grace + 0.3
-            while time.monotonic() < deadline and _pid_alive(pid):
+            while time.monotonic() < deadline and pid_alive(pid):
                 time.sleep(0.02)
         # belt and braces: whatever the supervisor left, end it now
         try:

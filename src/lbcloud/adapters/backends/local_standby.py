@@ -34,6 +34,7 @@ from lbcloud.adapters.backends.local_supervisor import (
     SPEC_FILE,
     Supervisor,
     SupervisorSpec,
+    pid_alive,
 )
 from lbcloud.adapters.backends.local_warm import hand_over, matches, warm_command
 from lbcloud.domain.errors import LbcloudError
@@ -245,7 +246,7 @@ class StandbyPool:
                 parent = int(json.loads((folder / STANDBY_FILE).read_text(encoding="utf-8"))["parent_pid"])
             except (OSError, ValueError, KeyError, TypeError):
                 parent = -1
-            if parent > 0 and _alive(parent):
+            if parent > 0 and pid_alive(parent):
                 continue  # another dispatcher's on this workdir
             try:
                 groups = json.loads((folder / GROUPS_FILE).read_text())["groups"]
@@ -266,16 +267,6 @@ def _stop_group(proc: subprocess.Popen[bytes]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=2)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _remove_folder(folder: Path) -> None:

@@ -68,6 +68,21 @@ class SupervisorResult:
     simulator_died_at: float | None = None
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie (another user's process counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie is not alive
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
 def port_listening(port: int, netns_pid: int | None = None) -> bool:
     """Whether something listens on TCP ``port`` on this host (or in the network namespace of process
     ``netns_pid``, e.g. a container's), without connecting to it.

@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse
 from lbcloud.domain.errors import Conflict, InputError, LbcloudError, NotFound, Unavailable
 from lbcloud.services.reporting import (
     OffsetMismatch,
+    RecordReceipt,
     ReportGone,
     ReportingService,
     ReportTooLarge,
@@ -79,6 +80,14 @@ async def _body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _stored(receipt: RecordReceipt) -> JSONResponse:
+    """201 for what was stored now, 200 for a replay of the same bytes."""
+    return JSONResponse(
+        {"key": receipt.key, "sha256": receipt.sha256, "created": receipt.created},
+        status_code=201 if receipt.created else 200,
+    )
+
+
 def create_router(service: ReportingService) -> APIRouter:
     """The reporter API over ``service`` (mount with ``app.include_router``)."""
     router = APIRouter(prefix=PREFIX, tags=["reporter"])
@@ -90,10 +99,7 @@ def create_router(service: ReportingService) -> APIRouter:
             receipt = await run_in_threadpool(service.put_record, _token(request), attempt_id, data)
         except LbcloudError as err:
             return _error(err)
-        return JSONResponse(
-            {"key": receipt.key, "sha256": receipt.sha256, "created": receipt.created},
-            status_code=201 if receipt.created else 200,
-        )
+        return _stored(receipt)
 
     @router.put("/attempts/{attempt_id}/recording")
     async def put_recording(attempt_id: int, request: Request) -> JSONResponse:
@@ -102,10 +108,7 @@ def create_router(service: ReportingService) -> APIRouter:
             receipt = await run_in_threadpool(service.put_recording, _token(request), attempt_id, data)
         except LbcloudError as err:
             return _error(err)
-        return JSONResponse(
-            {"key": receipt.key, "sha256": receipt.sha256, "created": receipt.created},
-            status_code=201 if receipt.created else 200,
-        )
+        return _stored(receipt)
 
     @router.post("/attempts/{attempt_id}/logs/{stream}")
     async def append_log(

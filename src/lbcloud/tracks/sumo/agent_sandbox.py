@@ -33,7 +33,6 @@ SOCKET_DIR_IN_SANDBOX = "/run/lbcloud-agent"
 HOME_IN_SANDBOX = "/home/agent"
 SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
 AGENT_UID_BASE = 200000
-AGENT_UID_SPAN = 60000
 
 
 class SandboxMode(StrEnum):
@@ -98,8 +97,10 @@ def sandbox_status(mode: SandboxMode) -> SandboxStatus:
 
 
 def agent_uid() -> int:
-    """A user id no other live evaluator's agent has (derived from this evaluator's pid)."""
-    return AGENT_UID_BASE + os.getpid() % AGENT_UID_SPAN
+    """A user id no other live evaluator's agent has: this evaluator's pid above a base (live pids are
+    unique and below 2**22, so no two evaluators' agents share one, and the end-of-attempt kill of
+    every process of that uid never reaches another team's agent)."""
+    return AGENT_UID_BASE + os.getpid()
 
 
 def agent_environment(home: str) -> dict[str, str]:
