@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import random
-import resource
 import statistics
 import tempfile
 import threading
@@ -27,6 +26,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench_control_plane import cpu_seconds, routes_xml  # the benchmarks folder is the script's own
 from lbcloud.adapters.artifacts import FilesystemArtifactStore
 from lbcloud.adapters.clock import SystemClock
 from lbcloud.adapters.route_catalog import FileRouteCatalog
@@ -80,20 +80,6 @@ class HoldingBackend:
 
     def close(self) -> None:
         pass
-
-
-def routes_xml(path: Path, routes: int) -> None:
-    body = "".join(
-        f'<route id="{i}" town="T"><waypoints><position x="0" y="0" z="0"/>'
-        f'<position x="{6000 + 250 * i}" y="0" z="0"/></waypoints></route>'
-        for i in range(routes)
-    )
-    path.write_text(f"<routes>{body}</routes>")
-
-
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def submit(store: SqlStateStore, track: Track, count: int, start: int = 0) -> None:
