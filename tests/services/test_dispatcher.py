@@ -7,7 +7,7 @@ processes are in tests/e2e/.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -24,22 +24,9 @@ from lbcloud.domain.tracks import Track
 from lbcloud.services.control import cancel_submission, resume_submission
 from lbcloud.services.dispatcher import Dispatcher
 from lbcloud.services.ports import ArtifactStore, AttemptSpec, BackendEvent, BackendEventKind
-from tests.services.artifact_helpers import folder_artifacts
 from tests.services.dispatch_helpers import ScriptedBackend, make_track
 
 S = SubmissionStatus
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqlStateStore]:
-    s = open_state_store(f"sqlite:///{tmp_path / 'state.db'}")
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def artifacts(tmp_path: Path) -> ArtifactStore:
-    return folder_artifacts(tmp_path / "artifacts")
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,14 +12,13 @@ import pytest
 
 from lbcloud.adapters.clock import SystemClock
 from lbcloud.adapters.route_catalog import FileRouteCatalog
-from lbcloud.adapters.store.sql import SqlStateStore, open_state_store
+from lbcloud.adapters.store.sql import SqlStateStore
 from lbcloud.domain.blame import Blame
 from lbcloud.domain.submissions import AgentKind, AgentRef, NewSubmission, Submission, SubmissionStatus
 from lbcloud.domain.tracks import Track
 from lbcloud.services.control import cancel_submission, resume_submission
 from lbcloud.services.dispatcher import Dispatcher
 from lbcloud.services.ports import ArtifactStore, Publication
-from tests.services.artifact_helpers import folder_artifacts
 from tests.services.dispatch_helpers import ScriptedBackend, make_track
 
 S = SubmissionStatus
@@ -47,18 +45,6 @@ class RecordingSink:
 
     def ended(self, submission: Submission, publication: Publication | None) -> None:
         self.finals.append((submission.id, submission.status.value, publication.records if publication else 0))
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqlStateStore]:
-    s = open_state_store(f"sqlite:///{tmp_path / 'state.db'}")
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def artifacts(tmp_path: Path) -> ArtifactStore:
-    return folder_artifacts(tmp_path / "artifacts")
 
 
 @pytest.fixture

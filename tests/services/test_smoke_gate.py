@@ -4,36 +4,20 @@ route fails; the shortest public route is the default smoke route."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from lbcloud.adapters.clock import SystemClock
 from lbcloud.adapters.route_catalog import FileRouteCatalog
-from lbcloud.adapters.store.sql import SqlStateStore, open_state_store
+from lbcloud.adapters.store.sql import SqlStateStore
 from lbcloud.domain.scheduling import Candidate, Occupancy, plan_speculative, preemptions_needed
 from lbcloud.domain.submissions import AgentKind, AgentRef, NewSubmission, SubmissionStatus
 from lbcloud.domain.tasks import AttemptOutcome, RouteTaskStatus
 from lbcloud.domain.tracks import Track
 from lbcloud.services.dispatcher import Dispatcher
 from lbcloud.services.ports import ArtifactStore
-from tests.services.artifact_helpers import folder_artifacts
 from tests.services.dispatch_helpers import ScriptedBackend, make_track
 
 S = SubmissionStatus
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqlStateStore]:
-    s = open_state_store(f"sqlite:///{tmp_path / 'state.db'}")
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def artifacts(tmp_path: Path) -> ArtifactStore:
-    return folder_artifacts(tmp_path / "artifacts")
 
 
 def _dispatcher(store: SqlStateStore, artifacts: ArtifactStore, track: Track, backend: ScriptedBackend,
