@@ -7,6 +7,7 @@ and cancels it as the operator. Screenshots go to ``test-artifacts/screenshots/`
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -14,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -114,24 +116,30 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         system.close()
 
 
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+@contextlib.contextmanager
+def chromium_context(profile: Path, width: int, height: int) -> Iterator[Any]:
+    """Debian's Chromium, headless, with a fresh profile in ``profile`` and a ``width``×``height`` viewport."""
     from playwright.sync_api import sync_playwright
 
-    profile = tmp_path_factory.mktemp("chromium-profile")
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
             str(profile),
             executable_path=str(CHROMIUM),
             args=LAUNCH_ARGS,
             headless=True,
-            viewport={"width": 1360, "height": 900},
+            viewport={"width": width, "height": height},
             env={**os.environ, "HOME": str(profile)},
         )
         try:
             yield context
         finally:
             context.close()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    with chromium_context(tmp_path_factory.mktemp("chromium-profile"), 1360, 900) as context:
+        yield context
 
 
 def _status(live: LiveServer, submission: Submission) -> SubmissionStatus:

@@ -6,7 +6,6 @@ Screenshots go to ``test-artifacts/screenshots/``."""
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from lbcloud.entrypoints.web.app import create_app
 from lbcloud.entrypoints.wiring import System
 from lbcloud.settings import Deadline, TeamProfile, WebSettings
 from tests.entrypoints.web.conftest import OPERATOR_TOKEN, TEAM_TOKENS, Lifecycle, make_system
-from tests.entrypoints.web.test_browser import CHROMIUM, LAUNCH_ARGS, SCREENSHOTS, _free_port, wait_until
+from tests.entrypoints.web.test_browser import CHROMIUM, SCREENSHOTS, _free_port, chromium_context, wait_until
 from tests.entrypoints.web.test_route_detail import AGENT_LOG
 
 AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
@@ -84,22 +83,8 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    profile = tmp_path_factory.mktemp("chromium-pages")
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(profile),
-            executable_path=str(CHROMIUM),
-            args=LAUNCH_ARGS,
-            headless=True,
-            viewport={"width": 1280, "height": 800},
-            env={**os.environ, "HOME": str(profile)},
-        )
-        try:
-            yield context
-        finally:
-            context.close()
+    with chromium_context(tmp_path_factory.mktemp("chromium-pages"), 1280, 800) as context:
+        yield context
 
 
 def pages(s: Seeded) -> dict[str, str]:
