@@ -41,6 +41,17 @@ def main() -> None:
             print(f"fake CARLA: client gone ({err})", flush=True)
 
 
+def count_attempt(plan_file: str, key: str) -> int:
+    """This start's attempt number for ``key``; the counter is replaced whole, so a server of another
+    pod reading it meanwhile never sees it half written."""
+    counter = Path(f"{plan_file}.{key}.attempts")
+    attempt = int(counter.read_text()) + 1 if counter.exists() else 1
+    scratch = counter.with_name(f"{counter.name}.{os.getpid()}")
+    scratch.write_text(str(attempt))
+    os.replace(scratch, counter)
+    return attempt
+
+
 def serve(conn: socket.socket, plans: dict, plan_file: str) -> None:
     plan, attempt, ticks = "", 0, 0
     with conn, conn.makefile("rw") as io:
@@ -51,9 +62,7 @@ def serve(conn: socket.socket, plans: dict, plan_file: str) -> None:
             if words[0] == "route":
                 key = words[2] if len(words) > 2 and words[2] in plans else words[1]
                 plan = plans.get(key, "")
-                counter = Path(f"{plan_file}.{key}.attempts")
-                attempt = int(counter.read_text()) + 1 if counter.exists() else 1
-                counter.write_text(str(attempt))
+                attempt = count_attempt(plan_file, key) if plan else 1
                 io.write("ok\n")
             elif words[0] == "tick":
                 ticks += 1
