@@ -256,10 +256,16 @@ class LocalBackendSettings(BaseModel):
         default=(21000, 21999), description="Simulator ports [low, high], reserved host-wide per attempt."
     )
     cancel_grace_s: float = Field(default=1.5, ge=0.0)
-    standby_attempts: int = Field(
-        default=1, ge=0, le=8,
-        description="Attempts prepared ahead (supervisor + fresh simulator started while routes run); 0: none.",
+    standby_attempts: int | None = Field(
+        default=None, ge=0, le=8,
+        description="Attempts prepared ahead (supervisor + fresh simulator started while routes run); 0: none; "
+        "default: one per slot, at most 4 (two routes that end together both find one ready).",
     )  # fmt: skip
+
+    @property
+    def standbys(self) -> int:
+        """How many standby attempts the local backend keeps (see ``standby_attempts``)."""
+        return self.standby_attempts if self.standby_attempts is not None else min(self.slots, 4)
     port_lock_dir: str | None = Field(
         default=None, description="Host-wide port reservation folder (default: $TMPDIR/lbcloud-ports); share it "
         "between every lbcloud install on the host.",

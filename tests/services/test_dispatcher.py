@@ -391,3 +391,28 @@ def test_two_dispatchers_on_one_postgresql_never_launch_a_task_twice(
         assert all(pg.get_submission(sid).status is S.FINISHED for sid in ids)
     finally:
         pg.close()
+
+
+class _WakingBackend(ScriptedBackend):
+    """A backend that can wake the dispatcher: it ends the running attempts while the dispatcher waits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits: list[float] = []
+
+    def wait(self, timeout_s: float) -> None:
+        self.waits.append(timeout_s)
+        for spec in self.running():
+            self.finish(spec)
+
+
+def test_between_ticks_the_dispatcher_waits_on_a_backend_that_can_wake_it(
+    store: SqlStateStore, artifacts: ArtifactStore, track: Track
+) -> None:
+    backend = _WakingBackend()
+    d = _dispatcher(store, artifacts, track, backend)
+    sid = _submit(store, track)
+    # a tick of an hour: only the backend's wait (which returns when attempts end) lets this finish
+    assert d.run_until_idle(tick_s=3600.0, timeout_s=60.0)
+    assert store.get_submission(sid).status is S.FINISHED
+    assert backend.waits and all(w == 3600.0 for w in backend.waits)

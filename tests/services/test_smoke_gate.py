@@ -143,3 +143,21 @@ def test_preemptions_are_what_the_ordinary_plan_needs_beyond_the_free_slots() ->
     plan = [_cand(1, 1, "a", 1), _cand(2, 1, "a", 1), _cand(3, 1, "a", 1)]
     assert preemptions_needed(plan, {"p": 1}) == {"p": 2}
     assert preemptions_needed(plan, {"p": 3}) == {}
+
+
+def test_a_restarted_dispatcher_knows_which_adopted_runs_are_speculative(
+    store: SqlStateStore, artifacts: ArtifactStore, tmp_path: Path
+) -> None:
+    track = make_track(tmp_path)
+    backend = ScriptedBackend()
+    first = _dispatcher(store, artifacts, track, backend)
+    _submit(store, track)
+    first.tick()
+    smoke, *speculative = backend.launched
+    assert set(first.speculative) == {s.attempt_id for s in speculative}
+    restarted = _dispatcher(store, artifacts, track, backend)  # same owner: a restart, adopting its attempts
+    restarted.tick()
+    assert set(restarted.speculative) == {s.attempt_id for s in speculative}, "the smoke route is still running"
+    backend.finish(smoke)
+    restarted.tick()
+    assert restarted.speculative == {}

@@ -50,21 +50,27 @@ def _digest_path(path: Path) -> str:
 class AgentChecker:
     """Implements :class:`lbcloud.services.intake.AgentInspector` for local paths and images."""
 
-    def __init__(self, allowed_registries: Sequence[str] = (), *, local_agents_refused: str | None = None) -> None:
+    def __init__(
+        self,
+        allowed_registries: Sequence[str] = (),
+        *,
+        local_agents_refused: str | None = None,
+        images_refused: str | None = None,
+    ) -> None:
+        """``local_agents_refused`` / ``images_refused``: why this server cannot run that kind of agent
+        (its backend runs the other kind, or it cannot sandbox agent files), None when it can."""
         self._allowed = tuple(r.rstrip("/") for r in allowed_registries)
-        self._local_refused = local_agents_refused
-
-    def _refuse_unsandboxed(self, agent: AgentRef) -> None:
-        if self._local_refused is not None:
-            raise InputError(f"agent {agent.ref!r}: {self._local_refused}")
+        self._refused = {AgentKind.LOCAL: local_agents_refused, AgentKind.IMAGE: images_refused}
 
     def inspect(self, agent: AgentRef) -> AgentRef:
+        refused = self._refused.get(agent.kind)
+        if refused is not None:
+            raise InputError(f"agent {agent.ref!r}: {refused}")
         if agent.kind is AgentKind.LOCAL:
             return self._local(agent)
         return self._image(agent)
 
     def _local(self, agent: AgentRef) -> AgentRef:
-        self._refuse_unsandboxed(agent)
         path, _ = split_local_agent(agent.ref)
         if not path.exists():
             raise InputError(f"agent {agent.ref!r}: {path} does not exist")

@@ -54,7 +54,7 @@ def build_backend(system: System) -> AttemptBackend:
         system.artifacts,
         port_range=settings.local.port_range,
         port_lock_dir=Path(settings.local.port_lock_dir) if settings.local.port_lock_dir else None,
-        standby=settings.local.standby_attempts,
+        standby=settings.local.standbys,
         cancel_grace_s=settings.local.cancel_grace_s,
         policy=policy,
         sandbox_warning=local_sandbox_warning(settings),

@@ -70,9 +70,25 @@ def local_sandbox_warning(settings: Settings) -> str | None:
     return f"{status.detail}; agent files are refused (set local.allow_unsandboxed_agents to accept them)"
 
 
+def images_refusal(settings: Settings) -> str | None:
+    """Why agent images must be refused at intake (the local backend runs agent files), or None."""
+    if settings.backend != "local":
+        return None
+    return (
+        "this server's local backend runs agent files, not images: submit a Python file or folder "
+        "(`lbcloud submit --agent`), or ask the operator for the docker or kubernetes backend"
+    )
+
+
 def local_agents_refusal(settings: Settings) -> str | None:
-    """Why agent files must be refused at intake (no working sandbox, no opt-in), or None."""
-    if settings.backend != "local" or settings.local.allow_unsandboxed_agents:
+    """Why agent files must be refused at intake (the backend runs images; no working sandbox and no
+    opt-in), or None."""
+    if settings.backend != "local":
+        return (
+            f"this server's {settings.backend} backend evaluates images, not agent files: "
+            "submit one with `lbcloud submit --image`"
+        )
+    if settings.local.allow_unsandboxed_agents:
         return None
     from lbcloud.tracks.sumo.agent_sandbox import SandboxMode, sandbox_status
 
@@ -102,6 +118,7 @@ def build_system(settings: Settings, *, metrics: MetricsRecorder | None = None) 
     checker = AgentChecker(
         settings.evalai.allowed_registries or settings.kubernetes.allowed_registries,
         local_agents_refused=local_agents_refusal(settings),
+        images_refused=images_refusal(settings),
     )
     intake = Intake(store, tracks, checker)
     return System(

@@ -65,6 +65,7 @@ from lbcloud.services.ports import (
     Publication,
     ResultSink,
     StateStore,
+    WakingBackend,
 )
 from lbcloud.services.publish import RouteCatalog, RouteInfo, build_publication, global_numbers
 
@@ -164,7 +165,7 @@ class Dispatcher(Launching):
         while not stop.is_set():
             started = time.monotonic()
             self.tick()
-            stop.wait(max(0.0, tick_s - (time.monotonic() - started)))
+            self._pause(max(0.0, tick_s - (time.monotonic() - started)), stop)
 
     def run_until_idle(
         self,
@@ -184,10 +185,16 @@ class Dispatcher(Launching):
                 return True
             if (deadline is not None and time.monotonic() > deadline) or (stop is not None and stop.is_set()):
                 return False
-            if stop is not None:
-                stop.wait(tick_s)
-            else:
-                self.clock.sleep(tick_s)
+            self._pause(tick_s, stop)
+
+    def _pause(self, seconds: float, stop: threading.Event | None) -> None:
+        """Between ticks: the backend's wait when it can wake early (an attempt ended), else a sleep."""
+        if isinstance(self.backend, WakingBackend):
+            self.backend.wait(seconds)
+        elif stop is not None:
+            stop.wait(seconds)
+        else:
+            self.clock.sleep(seconds)
 
     def idle(self) -> bool:
         try:
@@ -264,7 +271,22 @@ class Dispatcher(Launching):
                 attempt.id, attempt.submission_id, attempt.task_id, attempt.owner,
                 extra={"attempt": attempt.id, "submission": attempt.submission_id},
             )  # fmt: skip
+        self._remark_speculative(attempts)
         self._collect(self.backend.adopt(list(attempts)))
+
+    def _remark_speculative(self, attempts: Sequence[Attempt]) -> None:
+        """Adopted attempts of a submission whose smoke route has not passed yet are speculative (the
+        mark is rebuilt from the store, so a restart keeps them pre-empted first)."""
+        if not self.speculate:
+            return
+        for submission_id in sorted({a.submission_id for a in attempts}):
+            tasks = {t.id: t for t in self.store.route_tasks(submission_id)}
+            smoke = next((t for t in tasks.values() if t.smoke), None)
+            if smoke is None or smoke.status is RouteTaskStatus.DONE:
+                continue
+            for attempt in attempts:
+                if attempt.submission_id == submission_id and attempt.task_id != smoke.id:
+                    self.speculative[attempt.id] = submission_id
 
     def _repair(self, submission: Submission, live_tasks: set[int]) -> None:
         """Finish what a crash interrupted: a task left running without a live attempt, or records

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from lbcloud.domain.blame import Blame
 from lbcloud.domain.submissions import (
@@ -382,6 +382,16 @@ class AttemptBackend(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class WakingBackend(Protocol):
+    """A backend that can tell the dispatcher early that an attempt may have ended: the dispatcher
+    waits with :meth:`wait` between ticks instead of sleeping, so a free slot is refilled at once."""
+
+    def wait(self, timeout_s: float) -> None:
+        """Return after ``timeout_s`` at most, or as soon as an attempt may have changed."""
+        ...
 
 
 # --------------------------------------------------------------------------------------------- sinks

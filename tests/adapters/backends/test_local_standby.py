@@ -4,6 +4,7 @@ a launch takes them over. Real processes and sockets on 127.0.0.1."""
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 from lbcloud.adapters.artifacts import FilesystemArtifactStore
 from lbcloud.adapters.backends.local import LocalBackend
+from lbcloud.adapters.backends.local_supervisor import exit_handle, wait_any_exit
 from lbcloud.adapters.backends.local_warm import warm_command
 from lbcloud.domain.blame import Blame
 from lbcloud.domain.tasks import AttemptOutcome
@@ -136,3 +138,38 @@ def test_only_python_module_evaluators_start_warm() -> None:
     assert warm_command([sys.executable, "-c", "print(1)"]) is None
     assert warm_command(["{python}", "-m", "lbcloud"]) is None
     assert warm_command([sys.executable, "-m", "os; rm"]) is None
+
+
+def test_the_backends_wait_returns_as_soon_as_an_attempt_ends(tmp_path: Path) -> None:
+    lo = _port_block(4)
+    slow_evaluator = f"import time; time.sleep(0.5); exec({EVALUATOR!r})"
+    track = _track(
+        tmp_path, (sys.executable, "-c", SIMULATOR, "{port}"), (sys.executable, "-c", slow_evaluator, "{checkpoint}")
+    )
+    backend = LocalBackend(
+        tmp_path / "work", FilesystemArtifactStore(tmp_path / "art"), port_range=(lo, lo + 3),
+        port_lock_dir=tmp_path / "locks", standby=0,
+    )  # fmt: skip
+    try:
+        backend.launch(_spec(track, 1))
+        started = time.monotonic()
+        backend.wait(120.0)  # returns when the attempt's supervisor ends, not after two minutes
+        assert time.monotonic() - started < 60
+        (event,) = backend.poll()
+        assert event.outcome is AttemptOutcome.RECORD, event.reason
+    finally:
+        backend.close()
+
+
+def test_waiting_on_exit_handles_wakes_when_a_process_ends() -> None:
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.3)"])
+    handle = exit_handle(process.pid)
+    assert handle is not None, "this kernel gives exit handles (pidfd)"
+    try:
+        started = time.monotonic()
+        wait_any_exit([handle], 120.0)
+        assert time.monotonic() - started < 60
+        assert process.wait(timeout=5) == 0
+    finally:
+        os.close(handle)
+    assert exit_handle(process.pid) is None, "a reaped process has no handle"

@@ -18,7 +18,7 @@ import pytest
 
 from lbcloud.adapters.evalai.integration import EvalAIIntegration
 from lbcloud.domain.submissions import AgentKind, AgentRef, NewSubmission, SubmissionStatus
-from lbcloud.entrypoints import dispatch_wiring
+from lbcloud.entrypoints import dispatch_wiring, wiring
 from lbcloud.entrypoints.evalai_wiring import evalai_integrations
 from lbcloud.entrypoints.wiring import System
 from lbcloud.services.ports import Attempt, AttemptBackend, AttemptSpec, BackendEvent
@@ -77,6 +77,8 @@ def evalai_system(
     monkeypatch.setattr(
         dispatch_wiring, "build_backend", lambda system: ImagesAsLocalAgents(real_build_backend(system))
     )
+    # the local backend runs agent files and refuses images at intake; here it runs them as files
+    monkeypatch.setattr(wiring, "images_refusal", lambda settings: None)
     system = make_system(
         evalai={
             "enabled": True,

@@ -141,26 +141,27 @@ def test_login_saves_the_token_for_the_owner_only(server: Server, tmp_path: Path
 
 def test_a_team_submits_watches_and_cancels_through_the_api(server: Server, tmp_path: Path) -> None:
     alpha = login(server, tmp_path / "alpha", TOKENS["alpha"])
-    submitted = cli(
+    # this server's local backend runs agent files: a team's image is refused at once, with what to do
+    refused = cli(
         alpha, "submit", "--track", "sumo-test", "--image", "registry.example.org/alpha/agent:v1", "-o", "json"
     )
-    assert submitted.returncode == 0, submitted.stderr
-    created = json.loads(submitted.stdout)
-    assert created["team"] == "alpha" and created["url"] == f"{server.url}/submissions/{created['id']}"
-    listed = json.loads(cli(alpha, "status", "-o", "json").stdout)
-    assert created["id"] in [s["id"] for s in listed]
-    assert all(s["team"] == "alpha" for s in listed)
+    assert refused.returncode == 2, refused.stderr
+    assert "local backend runs agent files, not images" in refused.stderr
     # a slow agent of the team's (local agents are the operator's to submit), cancelled by the team
     operator = login(server, tmp_path / "operator", OPERATOR)
-    slow = json.loads(
-        cli(operator, "submit", "--track", "sumo-test", "--team", "alpha", "--agent", str(SLOW), "-o", "json").stdout
-    )
+    submitted = cli(operator, "submit", "--track", "sumo-test", "--team", "alpha", "--agent", str(SLOW), "-o", "json")
+    assert submitted.returncode == 0, submitted.stderr
+    slow = json.loads(submitted.stdout)
+    assert slow["team"] == "alpha" and slow["url"] == f"{server.url}/submissions/{slow['id']}"
+    listed = json.loads(cli(alpha, "status", "-o", "json").stdout)
+    assert slow["id"] in [s["id"] for s in listed]
+    assert all(s["team"] == "alpha" for s in listed)
     cancelled = cli(alpha, "cancel", str(slow["id"]))
     assert cancelled.returncode == 0, cancelled.stderr
     assert f"submission {slow['id']} is cancelled" in cancelled.stdout
     assert "cancelled by alpha" in cancelled.stdout
     beta = login(server, tmp_path / "beta", TOKENS["beta"])
-    other = cli(beta, "status", str(created["id"]))
+    other = cli(beta, "status", str(slow["id"]))
     assert other.returncode == 10 and "belongs to another team" in other.stderr
 
 

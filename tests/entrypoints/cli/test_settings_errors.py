@@ -84,3 +84,15 @@ def test_a_web_port_already_taken_is_one_line_exit_5(tmp_path: Path) -> None:
         port = taken.getsockname()[1]
         done = _lbcloud(tmp_path, {"data_dir": str(tmp_path / "d"), "web": {"port": port}}, "serve")
     _one_line_exit_5(done, f"cannot listen on 127.0.0.1:{port}")
+
+
+@pytest.mark.parametrize(
+    ("local", "standbys"),
+    [({"slots": 1}, 1), ({"slots": 2}, 2), ({"slots": 16}, 4), ({"slots": 8, "standby_attempts": 0}, 0)],
+)
+def test_the_local_backend_keeps_one_standby_per_slot_unless_told(
+    tmp_path: Path, local: dict[str, Any], standbys: int
+) -> None:
+    path = tmp_path / "settings.yaml"
+    path.write_text(yaml.safe_dump({"data_dir": str(tmp_path / "data"), "local": local}))
+    assert load_settings(path).local.standbys == standbys

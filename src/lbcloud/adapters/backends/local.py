@@ -42,7 +42,9 @@ from lbcloud.adapters.backends.local_supervisor import (
     READY_FILE,
     RESULT_FILE,
     SupervisorSpec,
+    exit_handle,
     pid_alive,
+    wait_any_exit,
 )
 from lbcloud.domain.artifact_keys import LogStream, attempt_log_key, attempt_timeline_key
 from lbcloud.domain.blame import (
@@ -278,14 +280,25 @@ class LocalBackend:
                 self._remove_folder(tracked.workdir)
         return events
 
+    def wait(self, timeout_s: float) -> None:
+        """Sleep up to ``timeout_s``; wake as soon as an attempt's supervisor ends (it has written the
+        attempt's result by then), so the dispatcher collects it and refills the slot at once."""
+        handles = []
+        for tracked in self._tracked.values():
+            pid = tracked.process.pid if tracked.process is not None else _pid_from(tracked.workdir / PID_FILE)
+            if pid is not None and (handle := exit_handle(pid)) is not None:
+                handles.append(handle)
+        try:
+            wait_any_exit(handles, timeout_s)
+        finally:
+            for handle in handles:
+                os.close(handle)
+
     def _supervisor_alive(self, tracked: _Tracked) -> bool:
         if tracked.process is not None:
             return tracked.process.poll() is None
-        try:
-            pid = int((tracked.workdir / PID_FILE).read_text().strip())
-        except (OSError, ValueError):
-            return False
-        return pid_alive(pid)
+        pid = _pid_from(tracked.workdir / PID_FILE)
+        return pid is not None and pid_alive(pid)
 
     def _read_logs(self, tracked: _Tracked) -> dict[str, bytes]:
         out: dict[str, bytes] = {}
@@ -463,6 +476,13 @@ class LocalBackend:
         for tracked in self._tracked.values():
             if tracked.process is not None:
                 tracked.process.poll()
+
+
+def _pid_from(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
 
 
 def checkpoint_record(path: Path, repetition: int, attempt_id: int) -> tuple[str, RouteRecord] | None:

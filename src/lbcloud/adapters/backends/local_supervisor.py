@@ -15,11 +15,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -110,6 +112,32 @@ def port_listening(port: int, netns_pid: int | None = None) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def exit_handle(pid: int) -> int | None:
+    """A file descriptor that becomes readable when process ``pid`` ends (Linux pidfd), or None
+    where there is none (an old kernel, another system, a process already gone)."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
+
+
+def wait_any_exit(handles: list[int], timeout_s: float) -> None:
+    """Sleep up to ``timeout_s``, waking as soon as a process behind one of ``handles`` ends."""
+    if timeout_s <= 0:
+        return
+    if not handles:
+        time.sleep(timeout_s)
+        return
+    with contextlib.suppress(OSError, ValueError):
+        select.select(handles, [], [], timeout_s)
+
+
+def _close_handles(handles: list[int]) -> None:
+    for handle in handles:
+        with contextlib.suppress(OSError):
+            os.close(handle)
+
+
 def _kill_group(proc: subprocess.Popen[bytes] | None, sig: int) -> None:
     if proc is None or proc.poll() is not None:
         return
@@ -166,6 +194,15 @@ class Supervisor:
             start_new_session=True,
         )
 
+    @staticmethod
+    def _exit_handles(procs: Sequence[subprocess.Popen[bytes] | None]) -> list[int]:
+        """Exit handles of the processes in ``procs`` still running (empty without pidfds)."""
+        handles = []
+        for proc in procs:
+            if proc is not None and proc.poll() is None and (handle := exit_handle(proc.pid)) is not None:
+                handles.append(handle)
+        return handles
+
     def _record_groups(self) -> None:
         groups = [p.pid for p in (self.simulator, self.evaluator) if p is not None]
         _write_json_atomic(self.workdir / GROUPS_FILE, {"groups": groups})
@@ -175,8 +212,15 @@ class Supervisor:
         for proc in procs:
             _kill_group(proc, signal.SIGTERM)
         deadline = time.monotonic() + self.spec.grace_s
-        while time.monotonic() < deadline and any(p is not None and p.poll() is None for p in procs):
-            time.sleep(0.02)
+        while (left := deadline - time.monotonic()) > 0:
+            running = [p for p in procs if p is not None and p.poll() is None]
+            if not running:
+                break
+            handles = self._exit_handles(running)
+            try:  # wake as soon as one ends (poll where a process has no exit handle)
+                wait_any_exit(handles, left if len(handles) == len(running) else min(left, 0.02))
+            finally:
+                _close_handles(handles)
         for proc in procs:
             _kill_group(proc, signal.SIGKILL)
         for proc in procs:
@@ -258,6 +302,22 @@ class Supervisor:
         # budget_s 0: no wall-clock budget (the official CARLA system has none, see docs/carla.md)
         budget_deadline = time.monotonic() + self.spec.budget_s if self.spec.budget_s > 0 else float("inf")
         watched = [self.workdir / "agent.log", self.workdir / self.spec.checkpoint]
+        # the watch wakes at once when the evaluator or the simulator ends (otherwise every 50 ms)
+        handles = {proc.pid: exit_handle(proc.pid) for proc in (self.evaluator, self.simulator) if proc is not None}
+        try:
+            return self._watch_loop(started, ready_at, budget_deadline, watched, handles)
+        finally:
+            _close_handles([h for h in handles.values() if h is not None])
+
+    def _watch_loop(
+        self,
+        started: float,
+        ready_at: float,
+        budget_deadline: float,
+        watched: list[Path],
+        handles: dict[int, int | None],
+    ) -> SupervisorResult:
+        assert self.evaluator is not None
         last_sizes = [_size(p) for p in watched]
         last_growth = time.monotonic()
         died_at: float | None = None
@@ -293,7 +353,13 @@ class Supervisor:
                     f"the agent produced no output and no progress for {self.spec.silence_timeout_s:.0f} s (hung)",
                     started, ready_at,
                 )  # fmt: skip
-            time.sleep(0.05)
+            if sim_code is not None and self.simulator is not None and self.simulator.pid in handles:
+                _close_handles([h for h in [handles.pop(self.simulator.pid)] if h is not None])  # stays readable
+            running = [h for h in handles.values() if h is not None]
+            if len(running) < len(handles):
+                time.sleep(0.05)  # a process without an exit handle: poll
+            else:
+                wait_any_exit(running, 0.05)
 
     def _end(
         self,

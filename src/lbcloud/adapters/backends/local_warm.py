@@ -27,9 +27,16 @@ from pathlib import Path
 
 GO_FILE = "warm.json"
 MAX_WAIT_S = 900.0
-# what `python -m lbcloud` imports before it runs a route (the rest is imported on demand either way)
+# what `python -m lbcloud track sumo evaluate` imports before it drives (the rest is imported on
+# demand either way): the CLI and its track group, the option parser's validators, TraCI
 PRELOAD: dict[str, tuple[str, ...]] = {
-    "lbcloud": ("lbcloud.entrypoints.cli.main", "lbcloud.tracks.sumo.evaluator"),
+    "lbcloud": (
+        "lbcloud.entrypoints.cli.main",
+        "lbcloud.entrypoints.cli.track",
+        "lbcloud.tracks.sumo.evaluator",
+        "typer._adapters",
+        "traci",
+    ),
 }
 
 

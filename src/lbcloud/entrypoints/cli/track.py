@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -178,7 +180,13 @@ def evaluate(
         ),
         agent_socket=agent_socket,
     )
-    sys.exit(run_with_errors(options, echo=typer.echo))
+    code = run_with_errors(options, echo=typer.echo)
+    # everything is written and closed by now: skip the interpreter's teardown (tens of milliseconds
+    # a slot would otherwise wait for) once the output is flushed
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 @sumo_app.command("sandbox")
@@ -192,7 +200,6 @@ def sandbox(
 
     Example:  lbcloud track sumo sandbox
     """
-    import os
     import shutil
 
     from lbcloud.tracks.sumo.agent_sandbox import sandbox_status
