@@ -282,7 +282,10 @@ class LocalBackend:
 
     def wait(self, timeout_s: float) -> None:
         """Sleep up to ``timeout_s``; wake as soon as an attempt's supervisor ends (it has written the
-        attempt's result by then), so the dispatcher collects it and refills the slot at once."""
+        attempt's result by then), so the dispatcher collects it and refills the slot at once. Returns
+        at once when an attempt's simulator got ready since the last poll (a standby's already is)."""
+        if any(not t.running_reported and (t.workdir / READY_FILE).exists() for t in self._tracked.values()):
+            return
         handles = []
         for tracked in self._tracked.values():
             pid = tracked.process.pid if tracked.process is not None else _pid_from(tracked.workdir / PID_FILE)
