@@ -38,4 +38,6 @@ def test_the_local_backend_refuses_an_image_and_says_what_to_submit(tmp_path: Pa
 def test_image_backends_refuse_an_agent_file_and_say_to_submit_an_image(tmp_path: Path, backend: str) -> None:
     with pytest.raises(InputError, match=rf"{backend} backend evaluates images, not agent files: .*--image"):
         _submit(tmp_path, backend, AgentRef(AgentKind.LOCAL, str(AGENT)))
+    with pytest.raises(InputError, match=r"image reference 'Not An Image!' is malformed"):
+        _submit(tmp_path, backend, AgentRef(AgentKind.IMAGE, "Not An Image!"))
     assert _submit(tmp_path, backend, AgentRef(AgentKind.IMAGE, "registry.local/alpha/agent:1")) > 0

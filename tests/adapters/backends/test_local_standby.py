@@ -35,6 +35,13 @@ EVALUATOR = (
 )
 
 
+def _backend(tmp_path: Path, ports: tuple[int, int], *, standby: int) -> LocalBackend:
+    return LocalBackend(
+        tmp_path / "work", FilesystemArtifactStore(tmp_path / "art"), port_range=ports,
+        port_lock_dir=tmp_path / "locks", standby=standby,
+    )  # fmt: skip
+
+
 def _ready(folder: Path, timeout_s: float = 20) -> None:
     deadline = time.monotonic() + timeout_s
     while not (folder / "simulator.ready").exists():
@@ -47,10 +54,7 @@ def test_a_launch_takes_the_ready_standby_and_each_attempt_gets_a_fresh_simulato
     track = _track(
         tmp_path, (sys.executable, "-c", SIMULATOR, "{port}"), (sys.executable, "-c", EVALUATOR, "{checkpoint}")
     )
-    backend = LocalBackend(
-        tmp_path / "work", FilesystemArtifactStore(tmp_path / "art"), port_range=(lo, lo + 3),
-        port_lock_dir=tmp_path / "locks", standby=1,
-    )  # fmt: skip
+    backend = _backend(tmp_path, (lo, lo + 3), standby=1)
     try:
         backend.launch(_spec(track, 1))
         first = _wait_end(backend)
@@ -77,10 +81,7 @@ def test_no_standby_for_a_simulator_command_that_names_the_attempt(tmp_path: Pat
         tmp_path, (sys.executable, "-c", SIMULATOR, "{port}", "{workdir}"),
         (sys.executable, "-c", EVALUATOR, "{checkpoint}"),
     )  # fmt: skip
-    backend = LocalBackend(
-        tmp_path / "work", FilesystemArtifactStore(tmp_path / "art"), port_range=(lo, lo + 1),
-        port_lock_dir=tmp_path / "locks", standby=1,
-    )  # fmt: skip
+    backend = _backend(tmp_path, (lo, lo + 1), standby=1)
     try:
         backend.launch(_spec(track, 1))
         assert _wait_end(backend).outcome is AttemptOutcome.RECORD
@@ -108,10 +109,7 @@ def test_a_standby_starts_the_evaluator_warm_and_hands_it_the_attempts_argv_and_
         tmp_path, (sys.executable, "-c", SIMULATOR, "{port}"),
         (sys.executable, "-m", "warm_evaluator", "{checkpoint}"),
     )  # fmt: skip
-    backend = LocalBackend(
-        tmp_path / "work", FilesystemArtifactStore(tmp_path / "art"), port_range=(lo, lo + 3),
-        port_lock_dir=tmp_path / "locks", standby=1,
-    )  # fmt: skip
+    backend = _backend(tmp_path, (lo, lo + 3), standby=1)
     try:
         backend.launch(_spec(track, 1))
         first = _wait_end(backend)
@@ -146,10 +144,7 @@ def test_the_backends_wait_returns_as_soon_as_an_attempt_ends(tmp_path: Path) ->
     track = _track(
         tmp_path, (sys.executable, "-c", SIMULATOR, "{port}"), (sys.executable, "-c", slow_evaluator, "{checkpoint}")
     )
-    backend = LocalBackend(
-        tmp_path / "work", FilesystemArtifactStore(tmp_path / "art"), port_range=(lo, lo + 3),
-        port_lock_dir=tmp_path / "locks", standby=0,
-    )  # fmt: skip
+    backend = _backend(tmp_path, (lo, lo + 3), standby=0)
     try:
         backend.launch(_spec(track, 1))
         started = time.monotonic()
