@@ -33,6 +33,14 @@ DIED = "it exited with code 139"
         (CarlaObservation(Ending.EXIT, 0, "Failed - Agent crashed", DIED), Verdict.FAILED, Blame.SIMULATOR),
         (CarlaObservation(Ending.EXIT, 255, simulator_death=DIED, simulator_oom=True), Verdict.FAILED,
          Blame.INFRASTRUCTURE),
+        (CarlaObservation(Ending.EXIT, 0, "Failed - Simulation crashed", DIED), Verdict.FAILED, Blame.SIMULATOR),
+        (CarlaObservation(Ending.EXIT, 0, "Started", DIED), Verdict.FAILED, Blame.SIMULATOR),
+        # a driving result cannot come from a dead simulator: the route ended first, its record stands
+        # (no free retry of a route the agent drove badly; the official cloud keeps it too)
+        (CarlaObservation(Ending.EXIT, 0, "Completed", DIED), Verdict.RECORD, Blame.NONE),
+        (CarlaObservation(Ending.EXIT, 255, "Failed - Agent got blocked", DIED), Verdict.RECORD, Blame.NONE),
+        (CarlaObservation(Ending.EXIT, 0, "Failed - Agent deviated from the route", simulator_oom=True),
+         Verdict.RECORD, Blame.NONE),
     ],
 )  # fmt: skip
 def test_each_observation_gets_its_outcome_and_blame(seen: CarlaObservation, verdict: Verdict, blame: Blame) -> None:

@@ -15,7 +15,10 @@ at the observations in this order:
 
 1. the simulator died while the evaluator still ran (its process/container exited or restarted)
    → blame simulator, retried, whatever the evaluator wrote afterwards (after a simulator crash an
-   agent's RPC errors read as "Agent crashed");
+   agent's RPC errors read as "Agent crashed") — unless the route's record is a driving result
+   (completed, deviated, blocked, timed out: no fault in it). A dead simulator produces none of
+   those, so the route ended before the death (e.g. CARLA crashed while cleaning up): the record
+   stands, as the official cloud keeps a checkpointed route and does not run it again;
 2. a route record: its status decides (``Simulation crashed`` → simulator; agent statuses → agent;
    driving results → no blame);
 3. the lbcloud watchdogs: silent for the no-output timeout → agent (hung);
@@ -99,8 +102,16 @@ def record_is_final(status: str | None) -> bool:
     return blame_of_record_status(status) is not Blame.SIMULATOR
 
 
+def record_outlives_simulator(status: str | None) -> bool:
+    """Whether a record with ``status`` stands although the simulator died: a final driving result,
+    which a dead simulator cannot produce (the route ended before the death)."""
+    return record_is_final(status) and blame_of_record_status(str(status)) is Blame.NONE
+
+
 def judge_carla_attempt(seen: CarlaObservation) -> CarlaJudgement:
     """The outcome of a CARLA attempt from what was observed (see the module docstring for the order)."""
+    if (seen.simulator_death or seen.simulator_oom) and record_outlives_simulator(seen.record_status):
+        return CarlaJudgement(Verdict.RECORD, Blame.NONE, "route evaluated (the simulator ended after the route)")
     if seen.simulator_oom:
         return CarlaJudgement(Verdict.FAILED, Blame.INFRASTRUCTURE, "the simulator ran out of memory")
     if seen.simulator_death:

@@ -42,6 +42,18 @@ def agent_exited(code: int, reason: str | None = None) -> Status:
     }  # fmt: skip
 
 
+def simulator_died(agent_code: int) -> Status:
+    """The simulator crashed (exit 139) a minute before the agent container ended."""
+    agent, simulator = _terminated("agent", agent_code), _terminated("simulator", 139)
+    agent["state"]["terminated"]["finishedAt"] = "2026-01-01T00:05:00Z"
+    simulator["state"]["terminated"]["finishedAt"] = "2026-01-01T00:04:00Z"
+    return {
+        "phase": "Failed",
+        "conditions": [{"type": "PodScheduled", "status": "True"}],
+        "containerStatuses": [agent, simulator, _terminated("reporter", 0)],
+    }
+
+
 def evicted(message: str = "The node was low on resource: memory.") -> Status:
     return {"phase": "Failed", "reason": "Evicted", "message": message}
 

@@ -6,6 +6,8 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import pytest
+
 from lbcloud.adapters.backends.kubernetes.backend import KubernetesBackend
 from lbcloud.adapters.backends.kubernetes.manifests import job_name
 from lbcloud.domain.blame import Blame
@@ -63,6 +65,30 @@ def test_success_returns_the_reported_record(
     assert ended.record_json == document
     assert ended.sim_ratio == 3.0
     assert 7 not in backend.tracked()
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome", "blame"),
+    [
+        # a driving result cannot come from a dead simulator: the route ended before, its record stands
+        ("Failed - Agent got blocked", AttemptOutcome.RECORD, Blame.NONE),
+        # an agent fault or a crash written after the death follows from it: the simulator's, retried
+        ("Failed - Agent crashed", AttemptOutcome.FAILED, Blame.SIMULATOR),
+        ("Failed - Simulation crashed", AttemptOutcome.FAILED, Blame.SIMULATOR),
+    ],
+)
+def test_after_a_simulator_death_only_a_driving_result_stands(
+    make_backend: MakeBackend, fake_api: FakeKubeApi, artifacts: MemoryArtifacts, status: str,
+    outcome: AttemptOutcome, blame: Blame,
+) -> None:  # fmt: skip
+    backend = make_backend()
+    handle = backend.launch(attempt_spec(7))
+    artifacts.put(attempt_record_key(3, 7), checkpoint_document("RouteScenario_2_rep0", status).encode())
+    fake_api.set_pod_status(handle, pod_states.simulator_died(agent_code=4))
+    ended = wait_for(backend, 7, BackendEventKind.ENDED)
+    assert (ended.outcome, ended.blame) == (outcome, blame), ended.reason
+    if outcome is AttemptOutcome.RECORD:
+        assert ended.reason == "the route ended before the simulator died; its record stands"
 
 
 def test_success_without_a_reported_record_is_an_infrastructure_failure(

@@ -26,7 +26,7 @@ from lbcloud.adapters.backends.kubernetes.manifests import (
 )
 from lbcloud.adapters.backends.kubernetes.watch import Informer
 from lbcloud.domain.blame import Blame, blame_of_record_status
-from lbcloud.domain.carla import record_is_final
+from lbcloud.domain.carla import record_is_final, record_outlives_simulator
 from lbcloud.domain.errors import Conflict, LbcloudError, NotFound
 from lbcloud.domain.results.reader import parse_results
 from lbcloud.domain.tasks import Attempt, AttemptOutcome
@@ -309,7 +309,9 @@ class KubernetesBackend:
         record_stands = verdict.phase is Phase.SUCCEEDED or verdict.blame is Blame.AGENT
         if verdict.record_decides:  # CARLA: e.g. 255 with a "sensors were invalid" record
             record_stands = record_stands or record_is_final(status)
-        if record is not None and record_stands and not verdict.simulator_died:
+        if verdict.simulator_died:  # only a driving result, complete before the death, still counts
+            record_stands = record_outlives_simulator(status)
+        if record is not None and record_stands:
             # a record is the result, whatever the exit code (agent faults are written into it)
             return BackendEvent(
                 tracked.attempt_id,
@@ -317,7 +319,11 @@ class KubernetesBackend:
                 f"route record reported ({status})",
                 outcome=AttemptOutcome.RECORD,
                 blame=blame_of_record_status(status),
-                reason=None if verdict.phase is Phase.SUCCEEDED else verdict.message,
+                reason=None
+                if verdict.phase is Phase.SUCCEEDED
+                else "the route ended before the simulator died; its record stands"
+                if verdict.simulator_died
+                else verdict.message,
                 exit_code=verdict.exit_code,
                 record_json=record,
                 node=verdict.node,

@@ -87,7 +87,8 @@ class Verdict:
     stop_job: bool = False
     """The Job is still alive but the attempt is over (image pull errors): the backend deletes it."""
     simulator_died: bool = False
-    """The simulator died while the agent ran: whatever record the evaluator wrote does not count."""
+    """The simulator died while the agent ran: a record the evaluator wrote counts only if it is a
+    driving result (:func:`lbcloud.domain.carla.record_outlives_simulator`)."""
     record_decides: bool = False
     """A CARLA evaluator's exit code: a final route record, if one was reported, is the result."""
 
