@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -108,3 +110,33 @@ def wait_for(predicate: Callable[[], bool], timeout: float, tick: Callable[[], o
             return
         time.sleep(0.1)
     raise AssertionError(f"condition not met within {timeout} s")
+
+
+def start_dispatch(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """``lbcloud dispatch`` in its own session (the tests kill it with its group), stderr to ``log``."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "lbcloud", "dispatch"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(log, "ab"),
+        start_new_session=True,
+    )
+
+
+SECRETS = ("LBCLOUD_WEB__OPERATOR_TOKEN", "AWS_SECRET_ACCESS_KEY")
+
+
+def plant_secrets(operator_token: str, aws_secret: str) -> Callable[[], None]:
+    """Put the platform's secrets into this process's environment, where an operator would have
+    them; returns what puts the environment back."""
+    saved = {key: os.environ.get(key) for key in SECRETS}
+    os.environ.update(dict(zip(SECRETS, (operator_token, aws_secret), strict=True)))
+
+    def restore() -> None:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+    return restore

@@ -21,7 +21,7 @@ from lbcloud.domain.submissions import AgentKind, AgentRef, NewSubmission, Submi
 from lbcloud.domain.tasks import AttemptOutcome, AttemptStatus, RouteTaskStatus
 from lbcloud.entrypoints.wiring import System, build_system
 from lbcloud.settings import default_tracks, load_settings
-from tests.e2e.conftest import submit, sumo_dev_track, wait_for
+from tests.e2e.conftest import start_dispatch, submit, sumo_dev_track, wait_for
 from tests.services.docker import DockerTestEngine
 from tests.services.s3 import free_ports
 
@@ -113,16 +113,7 @@ def test_a_dispatcher_killed_mid_run_adopts_its_running_containers(
     system = build_system(load_settings(config))
     sub, _ = system.intake.submit(NewSubmission(team="alpha", track="sumo-dev", agent=AgentRef(AgentKind.IMAGE, image)))
 
-    def start() -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "lbcloud", "dispatch"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=open(tmp_path / "dispatch.log", "ab"),
-            start_new_session=True,
-        )
-
-    first = start()
+    first = start_dispatch(env, tmp_path / "dispatch.log")
     try:
         wait_for(lambda: any(a.status is AttemptStatus.RUNNING for a in system.store.live_attempts()), 120)
         os.killpg(first.pid, signal.SIGKILL)
@@ -131,7 +122,7 @@ def test_a_dispatcher_killed_mid_run_adopts_its_running_containers(
         assert in_flight, "the kill landed while attempts were running"
         running = docker_engine.client.containers.list(filters={"label": "io.lbcloud.backend=docker"})
         assert running, "the containers run on without their dispatcher"
-        second = start()
+        second = start_dispatch(env, tmp_path / "dispatch.log")
         try:
             wait_for(lambda: system.store.get_submission(sub.id).status.terminal, 300)
         finally:

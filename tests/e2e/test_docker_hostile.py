@@ -11,7 +11,6 @@ leads with the score it gets alone, and no container outlives its attempt.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
@@ -26,7 +25,7 @@ from lbcloud.domain.blame import Blame
 from lbcloud.domain.submissions import AgentKind, AgentRef, NewSubmission, SubmissionStatus
 from lbcloud.entrypoints.wiring import System, build_system
 from lbcloud.settings import load_settings
-from tests.e2e.conftest import AGENTS, sumo_dev_track
+from tests.e2e.conftest import AGENTS, plant_secrets, sumo_dev_track
 from tests.services.docker import DockerTestEngine
 
 pytestmark = [pytest.mark.docker, pytest.mark.sumo, pytest.mark.slow]
@@ -92,9 +91,7 @@ def run(
         ),
         encoding="utf-8",
     )  # fmt: skip
-    saved = {key: os.environ.get(key) for key in ("LBCLOUD_WEB__OPERATOR_TOKEN", "AWS_SECRET_ACCESS_KEY")}
-    os.environ["LBCLOUD_WEB__OPERATOR_TOKEN"] = canaries[0]
-    os.environ["AWS_SECRET_ACCESS_KEY"] = canaries[1]
+    restore_environment = plant_secrets(canaries[0], canaries[1])
     system = build_system(load_settings(settings_file))
     data = system.settings.data_path.resolve()
     config = {
@@ -112,11 +109,7 @@ def run(
         yield Run(system, canaries, submissions, lambda: [s.name for s in engine.containers(instance)])
     finally:
         system.close()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        restore_environment()
 
 
 def _agent_log(run: Run, name: str) -> bytes:

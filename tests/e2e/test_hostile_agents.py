@@ -12,7 +12,6 @@ the agent's (no retries), and alpha scores exactly what it scores alone.
 from __future__ import annotations
 
 import json
-import os
 import random
 import sqlite3
 import sys
@@ -35,7 +34,7 @@ from lbcloud.domain.tasks import RouteTaskStatus
 from lbcloud.entrypoints.wiring import System, build_system
 from lbcloud.settings import load_settings
 from lbcloud.tracks.sumo.agent_sandbox import SandboxMode, sandbox_status
-from tests.e2e.conftest import AGENTS, kill_attempt_processes, sumo_dev_track
+from tests.e2e.conftest import AGENTS, kill_attempt_processes, plant_secrets, sumo_dev_track
 
 pytestmark = [pytest.mark.sumo, pytest.mark.slow]
 
@@ -117,9 +116,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
 
     root = tmp_path_factory.mktemp("hostile")
     settings_file = _settings(root, tokens=tokens, tracks=tracks)
-    saved = {key: os.environ.get(key) for key in ("LBCLOUD_WEB__OPERATOR_TOKEN", "AWS_SECRET_ACCESS_KEY")}
-    os.environ["LBCLOUD_WEB__OPERATOR_TOKEN"] = canaries[0]
-    os.environ["AWS_SECRET_ACCESS_KEY"] = canaries[1]
+    restore_environment = plant_secrets(canaries[0], canaries[1])
     system = build_system(load_settings(settings_file))
     data = system.settings.data_path.resolve()
     config = root / "hostile.json"
@@ -143,11 +140,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         yield Run(system, data, canaries, marker, submissions, alone_score)
     finally:
         system.close()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        restore_environment()
 
 
 def _attempts(run: Run, name: str) -> list[Any]:

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +21,7 @@ from lbcloud.domain.blame import Blame
 from lbcloud.domain.submissions import SubmissionStatus
 from lbcloud.domain.tasks import AttemptOutcome, RouteTaskStatus
 from lbcloud.entrypoints.wiring import System
-from tests.e2e.conftest import submit, sumo_dev_track, wait_for
+from tests.e2e.conftest import start_dispatch, submit, sumo_dev_track, wait_for
 from tests.services.postgres import PostgresServer
 from tests.services.s3 import S3Bucket, SeaweedServer
 
@@ -65,16 +63,7 @@ def test_dispatcher_sigkill_mid_run_then_restart_loses_and_duplicates_nothing(
     ids = [submit(system, "competent.py", team="alpha"), submit(system, "slow.py", team="beta")]
     env = {**os.environ, "LBCLOUD_CONFIG": str(config)}
 
-    def start() -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "lbcloud", "dispatch"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=open(tmp_path / "dispatch.log", "ab"),
-            start_new_session=True,
-        )
-
-    first = start()
+    first = start_dispatch(env, tmp_path / "dispatch.log")
     try:
         # kill it while attempts are running and after at least one record was merged
         wait_for(
@@ -92,7 +81,7 @@ def test_dispatcher_sigkill_mid_run_then_restart_loses_and_duplicates_nothing(
         in_flight = {a.id for a in live if a.handle}
         unstarted = {a.id for a in live if not a.handle}
         assert in_flight, "the kill landed while attempts were running"
-        second = start()
+        second = start_dispatch(env, tmp_path / "dispatch.log")
         try:
             wait_for(lambda: all(system.store.get_submission(i).status.terminal for i in ids), 300)
         finally:

@@ -280,8 +280,7 @@ class Dispatcher(Launching):
         if not self.speculate:
             return
         for submission_id in sorted({a.submission_id for a in attempts}):
-            tasks = {t.id: t for t in self.store.route_tasks(submission_id)}
-            smoke = next((t for t in tasks.values() if t.smoke), None)
+            smoke = next((t for t in self.store.route_tasks(submission_id) if t.smoke), None)
             if smoke is None or smoke.status is RouteTaskStatus.DONE:
                 continue
             for attempt in attempts:

@@ -8,7 +8,6 @@ import dataclasses
 import json
 import random
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,6 @@ from lbcloud.services.dispatcher import Dispatcher
 from lbcloud.services.reporting import ReportingService
 from lbcloud.settings import load_settings
 from tests.adapters.backends.kubernetes.fake_api import FakeKubeApi
-from tests.adapters.backends.kubernetes.live_attempts import open_store
 from tests.adapters.backends.kubernetes.memory_artifacts import MemoryArtifacts
 from tests.tracks.carla.agents import CASES
 from tests.tracks.carla.expected import EXPECTED, MAX_SIMULATOR_RETRIES
@@ -67,13 +65,6 @@ def standin_track(name: str, routes: Path, *, gpus: int) -> Track:
         official, name=name, routes_file=str(routes), images=images, pool=pool, qualification=None,
         silence_timeout_s=3, setup_timeout_s=20, max_simulator_retries=MAX_SIMULATOR_RETRIES,
     )  # fmt: skip
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqlStateStore]:
-    opened = open_store(tmp_path)
-    yield opened
-    opened.close()
 
 
 @pytest.mark.parametrize("gpus", [1, 0], ids=["co-container-gpu-handoff", "native-sidecars"])

@@ -7,10 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from lbcloud.adapters.backends.local import LocalBackend
 from lbcloud.adapters.clock import SystemClock
@@ -21,7 +18,6 @@ from lbcloud.domain.submissions import AgentKind, AgentRef, NewSubmission
 from lbcloud.domain.tracks import LocalCommands, Pool, Track
 from lbcloud.services.dispatcher import Dispatcher
 from lbcloud.settings import load_settings
-from tests.adapters.backends.kubernetes.live_attempts import open_store
 from tests.adapters.backends.kubernetes.memory_artifacts import MemoryArtifacts
 from tests.tracks.carla.agents import CASES
 from tests.tracks.carla.expected import EXPECTED, MAX_SIMULATOR_RETRIES
@@ -56,13 +52,6 @@ def local_track(name: str, routes: Path, plan: Path) -> Track:
         pool=Pool(name="local", slots=3), qualification=None, silence_timeout_s=3, setup_timeout_s=20,
         max_simulator_retries=MAX_SIMULATOR_RETRIES,
     )  # fmt: skip
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqlStateStore]:
-    opened = open_store(tmp_path)
-    yield opened
-    opened.close()
 
 
 def test_every_official_behaviour_gets_its_outcome_blame_and_retries_locally(

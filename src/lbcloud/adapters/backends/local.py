@@ -404,10 +404,7 @@ class LocalBackend:
     # ----------------------------------------------------------------------------- cancel / adopt
     def cancel(self, attempt_id: int, handle: str) -> None:
         folder = Path(handle)
-        try:
-            pid = int((folder / PID_FILE).read_text().strip())
-        except (OSError, ValueError):
-            pid = None
+        pid = _pid_from(folder / PID_FILE)
         if pid is not None and pid_alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)

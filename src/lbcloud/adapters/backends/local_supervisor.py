@@ -195,13 +195,15 @@ class Supervisor:
         )
 
     @staticmethod
-    def _exit_handles(procs: Sequence[subprocess.Popen[bytes] | None]) -> list[int]:
-        """Exit handles of the processes in ``procs`` still running (empty without pidfds)."""
-        handles = []
-        for proc in procs:
-            if proc is not None and proc.poll() is None and (handle := exit_handle(proc.pid)) is not None:
-                handles.append(handle)
-        return handles
+    def _wait_for_an_exit(procs: Sequence[subprocess.Popen[bytes] | None], timeout_s: float) -> None:
+        """Sleep up to ``timeout_s``, waking as soon as one of ``procs`` still running ends (polling
+        every 20 ms where a process has no exit handle)."""
+        running = [p for p in procs if p is not None and p.poll() is None]
+        handles = [h for h in (exit_handle(p.pid) for p in running) if h is not None]
+        try:
+            wait_any_exit(handles, timeout_s if len(handles) == len(running) else min(timeout_s, 0.02))
+        finally:
+            _close_handles(handles)
 
     def _record_groups(self) -> None:
         groups = [p.pid for p in (self.simulator, self.evaluator) if p is not None]
@@ -212,15 +214,8 @@ class Supervisor:
         for proc in procs:
             _kill_group(proc, signal.SIGTERM)
         deadline = time.monotonic() + self.spec.grace_s
-        while (left := deadline - time.monotonic()) > 0:
-            running = [p for p in procs if p is not None and p.poll() is None]
-            if not running:
-                break
-            handles = self._exit_handles(running)
-            try:  # wake as soon as one ends (poll where a process has no exit handle)
-                wait_any_exit(handles, left if len(handles) == len(running) else min(left, 0.02))
-            finally:
-                _close_handles(handles)
+        while (left := deadline - time.monotonic()) > 0 and any(p is not None and p.poll() is None for p in procs):
+            self._wait_for_an_exit(procs, left)
         for proc in procs:
             _kill_group(proc, signal.SIGKILL)
         for proc in procs:
@@ -302,22 +297,6 @@ class Supervisor:
         # budget_s 0: no wall-clock budget (the official CARLA system has none, see docs/carla.md)
         budget_deadline = time.monotonic() + self.spec.budget_s if self.spec.budget_s > 0 else float("inf")
         watched = [self.workdir / "agent.log", self.workdir / self.spec.checkpoint]
-        # the watch wakes at once when the evaluator or the simulator ends (otherwise every 50 ms)
-        handles = {proc.pid: exit_handle(proc.pid) for proc in (self.evaluator, self.simulator) if proc is not None}
-        try:
-            return self._watch_loop(started, ready_at, budget_deadline, watched, handles)
-        finally:
-            _close_handles([h for h in handles.values() if h is not None])
-
-    def _watch_loop(
-        self,
-        started: float,
-        ready_at: float,
-        budget_deadline: float,
-        watched: list[Path],
-        handles: dict[int, int | None],
-    ) -> SupervisorResult:
-        assert self.evaluator is not None
         last_sizes = [_size(p) for p in watched]
         last_growth = time.monotonic()
         died_at: float | None = None
@@ -353,13 +332,8 @@ class Supervisor:
                     f"the agent produced no output and no progress for {self.spec.silence_timeout_s:.0f} s (hung)",
                     started, ready_at,
                 )  # fmt: skip
-            if sim_code is not None and self.simulator is not None and self.simulator.pid in handles:
-                _close_handles([h for h in [handles.pop(self.simulator.pid)] if h is not None])  # stays readable
-            running = [h for h in handles.values() if h is not None]
-            if len(running) < len(handles):
-                time.sleep(0.05)  # a process without an exit handle: poll
-            else:
-                wait_any_exit(running, 0.05)
+            # wakes at once when the evaluator or the simulator ends
+            self._wait_for_an_exit([self.evaluator, self.simulator], 0.05)
 
     def _end(
         self,

@@ -309,8 +309,10 @@ class KubernetesBackend:
         record_stands = verdict.phase is Phase.SUCCEEDED or verdict.blame is Blame.AGENT
         if verdict.record_decides:  # CARLA: e.g. 255 with a "sensors were invalid" record
             record_stands = record_stands or record_is_final(status)
+        reason = None if verdict.phase is Phase.SUCCEEDED else verdict.message
         if verdict.simulator_died:  # only a driving result, complete before the death, still counts
             record_stands = record_outlives_simulator(status)
+            reason = "the route ended before the simulator died; its record stands"
         if record is not None and record_stands:
             # a record is the result, whatever the exit code (agent faults are written into it)
             return BackendEvent(
@@ -319,11 +321,7 @@ class KubernetesBackend:
                 f"route record reported ({status})",
                 outcome=AttemptOutcome.RECORD,
                 blame=blame_of_record_status(status),
-                reason=None
-                if verdict.phase is Phase.SUCCEEDED
-                else "the route ended before the simulator died; its record stands"
-                if verdict.simulator_died
-                else verdict.message,
+                reason=reason,
                 exit_code=verdict.exit_code,
                 record_json=record,
                 node=verdict.node,
